@@ -1,0 +1,109 @@
+"""Hyper-parameters of the linear BYOL flow and the map from discrete training (T1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Convention = Literal["torch", "paper"]
+
+
+def _check(name: str, value: float | None, ok: bool, allowed: str) -> None:
+    if value is None or not ok or not math.isfinite(value):
+        raise ValueError(f"Hyper.{name}={value!r} is invalid: {name} must be {allowed}")
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyper-parameters of the flow T1 / T5 / T7.
+
+    alpha_p: predictor learning-rate ratio (> 0).
+    beta: EMA rate of the target, dWa/dt = beta (W - Wa) (> 0), or None for SimSiam
+        (Wa == W, tau == 1).
+    eta: weight decay in flow time (>= 0).
+    sigma2: isotropic augmentation variance, X' = sigma2 I under assumption A2 (>= 0).
+    dt: flow time advanced by one training step (set by `from_training`; None when the
+        flow is not tied to a training run).
+    """
+
+    alpha_p: float = 1.0
+    beta: float | None = None
+    eta: float = 0.0
+    sigma2: float = 0.0
+    dt: float | None = None
+
+    def __post_init__(self) -> None:
+        _check("alpha_p", self.alpha_p, self.alpha_p is not None and self.alpha_p > 0, "> 0")
+        if self.beta is not None:
+            _check("beta", self.beta, self.beta > 0, "> 0, or None for SimSiam")
+        _check("eta", self.eta, self.eta is not None and self.eta >= 0, ">= 0")
+        _check("sigma2", self.sigma2, self.sigma2 is not None and self.sigma2 >= 0, ">= 0")
+        if self.dt is not None:
+            _check("dt", self.dt, self.dt > 0, "> 0, or None")
+
+    @property
+    def simsiam(self) -> bool:
+        """True when the target is the online network itself (tau == 1)."""
+        return self.beta is None
+
+    @property
+    def collapse_threshold(self) -> float:
+        """T9: eta above tau^2 / (4 (1 + sigma2)) (at tau = 1) collapses every mode."""
+        return 1.0 / (4.0 * (1.0 + self.sigma2))
+
+    def time_of_step(self, step):
+        """T1: flow time reached after `step` training steps (step * dt)."""
+        return step * self._require_dt()
+
+    def step_of_time(self, t):
+        """T1: the (fractional) training step at flow time t (t / dt)."""
+        return t / self._require_dt()
+
+    def _require_dt(self) -> float:
+        if self.dt is None:
+            raise ValueError(
+                "this Hyper has no step size dt: build it with Hyper.from_training(...) "
+                "or pass dt=... to map between training steps and flow time"
+            )
+        return self.dt
+
+    @classmethod
+    def from_training(
+        cls,
+        lr: float,
+        predictor_lr: float | None = None,
+        ema: float | None = 0.996,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        sigma2: float = 0.0,
+        convention: Convention = "torch",
+    ) -> Hyper:
+        """T1: the flow that discrete SGD training follows in the slow limit.
+
+        convention="torch" (default; what the trainer runs): torch.optim.SGD with
+        heavy-ball momentum m and coupled weight decay wd advances the flow by
+        dt = lr / (1 - m) per step, so alpha_p = predictor_lr / lr,
+        beta = (1 - ema) / dt and eta = wd.
+        convention="paper": [T]'s looser per-step reading, dt = lr (momentum
+        ignored), lr * beta = 1 - ema and lr * eta = wd (a decay applied once per step).
+        ema=None means SimSiam (no EMA target: beta None).
+        """
+        _check("lr", lr, lr is not None and lr > 0, "> 0")
+        _check("momentum", momentum, momentum is not None and 0 <= momentum < 1, "in [0, 1)")
+        _check("weight_decay", weight_decay, weight_decay is not None and weight_decay >= 0, ">= 0")
+        if predictor_lr is None:
+            predictor_lr = lr
+        _check("predictor_lr", predictor_lr, predictor_lr > 0, "> 0")
+        if ema is not None:
+            _check("ema", ema, 0 <= ema < 1, "in [0, 1), or None for SimSiam")
+        if convention == "torch":
+            dt = lr / (1.0 - momentum)
+            eta = weight_decay
+        elif convention == "paper":
+            dt = lr
+            eta = weight_decay / lr
+        else:
+            raise ValueError(f"convention={convention!r} is invalid: use 'torch' or 'paper'")
+        beta = None if ema is None else (1.0 - ema) / dt
+        return cls(alpha_p=predictor_lr / lr, beta=beta, eta=eta, sigma2=sigma2, dt=dt)

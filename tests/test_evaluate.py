@@ -234,3 +234,12 @@ def test_evaluate_backbone_agrees_with_its_parts():
     assert out["knn_k"] == 24  # clipped to the train set size
     assert out["knn"] == knn(f_train, train.labels, f_test, test.labels, k=24)
     assert "knn" not in evaluate_backbone(net, train, test, to_unit, probe_epochs=1, knn_k=None)
+
+
+def test_evaluation_leaves_global_rng_untouched():
+    """A probe inside a training run must not shift the run's random stream (resume)."""
+    x, y = clusters(20, 2, 3, sep=1.0, seed=14)
+    state = torch.get_rng_state()
+    linear_probe(x, y, x, y, epochs=2)
+    knn(x, y, x, y, k=5)
+    assert torch.equal(torch.get_rng_state(), state)

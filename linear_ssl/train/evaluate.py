@@ -104,9 +104,10 @@ def standardize(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tens
     Constant features keep scale 1 (as sklearn's StandardScaler does).
     """
     mean = train_x.mean(0)
-    std = train_x.std(0, correction=0)
+    centred = train_x - mean
+    std = centred.square().mean(0).sqrt()  # two passes: exact for features far from 0
     std = torch.where(std > 0, std, torch.ones_like(std))
-    return (train_x - mean) / std, (test_x - mean) / std
+    return centred.div_(std), (test_x - mean).div_(std)
 
 
 def linear_probe(
@@ -140,8 +141,10 @@ def linear_probe(
 
     gen = torch.Generator().manual_seed(seed)
     dim = train_x.shape[1]
-    classifier = nn.Linear(dim, n_classes).to(device)
-    with torch.no_grad():  # nn.Linear's default U(-1/sqrt(D), 1/sqrt(D)), seeded locally
+    # nn.Linear's default U(-1/sqrt(D), 1/sqrt(D)), drawn from the local generator so that
+    # an evaluation leaves the global RNG (and so a training run's stream) untouched.
+    classifier = nn.Linear(dim, n_classes, device="meta").to_empty(device=device)
+    with torch.no_grad():
         bound = 1 / math.sqrt(dim)
         for p in classifier.parameters():
             p.copy_(torch.rand(p.shape, generator=gen).mul_(2 * bound).sub_(bound))
@@ -158,7 +161,7 @@ def linear_probe(
             optimizer.step()
         with torch.no_grad():
             correct.append((classifier(test_x).argmax(1) == test_y).sum())
-    per_epoch = (torch.stack(correct).double() * (100.0 / test_y.shape[0])).tolist()
+    per_epoch = [100.0 * c / test_y.shape[0] for c in torch.stack(correct).tolist()]
     return {"final": per_epoch[-1], "best": max(per_epoch), "per_epoch": per_epoch}
 
 

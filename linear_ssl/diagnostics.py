@@ -1,0 +1,300 @@
+"""Orthogonality and spectral diagnostics E1-E8 (theory.md section 4) and [T] Fig. 2.
+
+Written once against the array API (``array_api_compat``): NumPy arrays or torch tensors
+in; scalar diagnostics come back as Python floats, per-mode ones as arrays of the input's
+type. Conventions as in ``linear_ssl.predictors`` (column vectors, Wp acts as Wp @ f; [E]'s
+row-major P is our Wp^T, and every E-quantity below is invariant under that transpose
+except E3, which [E] defines on its P: we apply it to the matrix passed in).
+
+Scaling (E1-E5): the normalised loss is scale-invariant, so P is first divided by its
+spectral radius rho(P) = max_j |lambda_j(P)| (modulus, not real part: the array API has
+no general eigensolver, and rho is computed by repeated squaring, see
+``predictors.spectral_radius``). For the predictors met in practice the dominant
+eigenvalue is real and positive, and then "largest eigenvalue = 1" holds exactly. A P
+with rho(P) = 0 (collapsed, or nilpotent) has no such scaling: its E1-E5 are nan.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from array_api_compat import to_device
+from scipy.optimize import linear_sum_assignment
+
+from linear_ssl.predictors import (
+    _check_symmetric,
+    _float_matrix,
+    _same_shape,
+    lrp,
+    spectral_radius,
+)
+
+__all__ = [
+    "EigenTracker",
+    "alignment",
+    "alignment_matrix",
+    "asymmetry",
+    "commutator_norm",
+    "edge_of_orthogonality",
+    "lrp_loss",
+    "match_eigenbasis",
+    "normalise_predictor",
+    "normalised_spectrum",
+    "normalised_trace",
+    "participation_ratio",
+    "polar_distance",
+    "quasi_orthogonality",
+    "quasi_projection",
+    "quasi_symmetry",
+    "spectral_radius",
+    "stable_rank",
+]
+
+Array = Any
+
+
+def _spectral_norm(xp: Any, M: Array) -> float:
+    return float(xp.linalg.matrix_norm(M, ord=2))
+
+
+def normalise_predictor(P: Array) -> Array | None:
+    """P / rho(P), so that its largest eigenvalue (in modulus) is 1; None when rho(P) = 0."""
+    xp, P = _float_matrix("P", P)
+    rho = float(spectral_radius(P))
+    if not rho > 1e3 * xp.finfo(P.dtype).tiny:
+        return None
+    return P / rho
+
+
+def _normalised(P: Array) -> tuple[Any, Array | None]:
+    xp, P = _float_matrix("P", P)
+    return xp, normalise_predictor(P)
+
+
+def quasi_projection(P: Array) -> float:
+    """E1 [E]: ||Q^2 - Q||_2 with Q = P / rho(P) (0 for any projection)."""
+    xp, Q = _normalised(P)
+    return math.nan if Q is None else _spectral_norm(xp, Q @ Q - Q)
+
+
+def quasi_symmetry(P: Array) -> float:
+    """E2 [E]: ||Q^T - Q||_2 with Q = P / rho(P) (0 for symmetric P)."""
+    xp, Q = _normalised(P)
+    return math.nan if Q is None else _spectral_norm(xp, Q.T - Q)
+
+
+def quasi_orthogonality(P: Array) -> float:
+    """E3 [E]: ||Q Q^T - Q||_2 with Q = P / rho(P) (0 exactly for orthogonal projections).
+
+    E3 <= E1 + ||Q||_2 E2 (from Q Q^T - Q = Q (Q^T - Q) + (Q^2 - Q)); ||Q||_2 can exceed 1
+    for non-normal P, and then E3 > E1 + E2 is possible.
+    """
+    xp, Q = _normalised(P)
+    return math.nan if Q is None else _spectral_norm(xp, Q @ Q.T - Q)
+
+
+def stable_rank(M: Array) -> float:
+    """E4 [E]: ||M||_F^2 / ||M||_2^2 (k for a rank-k orthogonal projection; nan for M = 0)."""
+    xp, M = _float_matrix("M", M, square=False)
+    top = _spectral_norm(xp, M)
+    if top == 0:
+        return math.nan
+    return float(xp.linalg.matrix_norm(M)) ** 2 / top**2
+
+
+def normalised_trace(P: Array) -> float:
+    """E4 [E Fig. 1]: tr(P / rho(P)) (the rank, for an orthogonal projection)."""
+    xp, Q = _normalised(P)
+    return math.nan if Q is None else float(xp.sum(xp.linalg.diagonal(Q)))
+
+
+def polar_distance(P: Array, norm: Literal["fro", "spectral"] = "fro") -> float:
+    """E5 [E Fig. 2]: distance from Q = P / rho(P) to its orthogonal polar factor U (Q = U H).
+
+    Q - U = U (H - I), so the distance depends only on Q's singular values sigma_j:
+    norm="fro" (default): ||Q - U||_F / ||U||_F = sqrt(mean_j (sigma_j - 1)^2), relative
+    (||U||_F = sqrt(n)); norm="spectral": ||Q - U||_2 = max_j |sigma_j - 1|. 0 for orthogonal
+    P (any scale); sqrt((n - k) / n) (fro) for a rank-k orthogonal projection.
+    """
+    if norm not in ("fro", "spectral"):
+        raise ValueError(f"norm={norm!r} is invalid: use 'fro' or 'spectral'")
+    xp, Q = _normalised(P)
+    if Q is None:
+        return math.nan
+    gaps = xp.abs(xp.linalg.svdvals(Q) - 1)
+    if norm == "spectral":
+        return float(xp.max(gaps))
+    return float(xp.sqrt(xp.mean(gaps**2)))
+
+
+def edge_of_orthogonality(P: Array) -> dict[str, float]:
+    """E1-E5 of P at once (one scaling): quasi_projection, quasi_symmetry,
+    quasi_orthogonality, norm (||Q||_2), stable_rank, trace, polar_distance (fro)."""
+    xp, Q = _normalised(P)
+    keys = ("quasi_projection", "quasi_symmetry", "quasi_orthogonality", "norm")
+    keys += ("stable_rank", "trace", "polar_distance")
+    if Q is None:
+        return dict.fromkeys(keys, math.nan)
+    sv = xp.linalg.svdvals(Q)
+    top = float(xp.max(sv))
+    return {
+        "quasi_projection": _spectral_norm(xp, Q @ Q - Q),
+        "quasi_symmetry": _spectral_norm(xp, Q.T - Q),
+        "quasi_orthogonality": _spectral_norm(xp, Q @ Q.T - Q),
+        "norm": top,
+        "stable_rank": float(xp.sum(sv**2)) / top**2,
+        "trace": float(xp.sum(xp.linalg.diagonal(Q))),
+        "polar_distance": float(xp.sqrt(xp.mean((sv - 1) ** 2))),
+    }
+
+
+# --------------------------------------------------------------------------- [T] Fig. 2
+
+
+def _descending_eigh(name: str, F: Array) -> tuple[Any, Array, Array]:
+    """(namespace, eigenvalues descending, eigenvectors as columns in that order)."""
+    xp, F = _float_matrix(name, F)
+    F = _check_symmetric(name, F, xp)
+    s, U = xp.linalg.eigh(F)
+    return xp, xp.flip(s, axis=0), xp.flip(U, axis=1)
+
+
+def alignment(F: Array, Wp: Array) -> Array:
+    """[T] Fig. 2: cos(u_j, Wp u_j) for F's unit eigenvectors u_j, eigenvalues descending.
+
+    1 for every j when Wp commutes with F and is PSD (then Wp u_j = p_j u_j, p_j > 0);
+    nan where Wp u_j = 0.
+    """
+    xp, _, U = _descending_eigh("F", F)
+    _, Wp = _float_matrix("Wp", Wp)
+    _same_shape("F", F, "Wp", Wp)
+    V = Wp @ U
+    lengths = xp.linalg.vector_norm(V, axis=0)
+    cos = xp.sum(U * V, axis=0) / lengths
+    return xp.where(lengths > 0, cos, xp.full_like(cos, math.nan))
+
+
+def alignment_matrix(F: Array, Wp: Array) -> Array:
+    """|U^T Wp U| in F's eigenbasis (eigenvalues descending): diagonal when [F, Wp] = 0."""
+    xp, _, U = _descending_eigh("F", F)
+    _, Wp = _float_matrix("Wp", Wp)
+    _same_shape("F", F, "Wp", Wp)
+    return xp.abs(U.T @ Wp @ U)
+
+
+def asymmetry(Wp: Array) -> float:
+    """[T] Fig. 2 / Fig. 8: ||Wp - Wp^T||_F / ||Wp||_F (nan for Wp = 0)."""
+    xp, Wp = _float_matrix("Wp", Wp)
+    size = float(xp.linalg.matrix_norm(Wp))
+    return math.nan if size == 0 else float(xp.linalg.matrix_norm(Wp - Wp.T)) / size
+
+
+def commutator_norm(F: Array, Wp: Array) -> float:
+    """T6 / [T] Fig. 9: ||[F, Wp]||_F = ||F Wp - Wp F||_F."""
+    xp, F = _float_matrix("F", F)
+    _, Wp = _float_matrix("Wp", Wp)
+    _same_shape("F", F, "Wp", Wp)
+    return float(xp.linalg.matrix_norm(F @ Wp - Wp @ F))
+
+
+# --------------------------------------------------------------------------- E6, E8
+
+
+def lrp_loss(C_oo: Array, C_to: Array, C_tt: Array, reg: float = 0.0) -> float:
+    """E6 [E Prop. 1]: min_Wp E||Wp f - f_a||^2 = tr(C_tt) - tr(C_to C_oo^-1 C_to^T).
+
+    The residual of the optimal linear prediction of f_a from f (the projection of the
+    target latents off the online latents' span); C_tt = E[f_a f_a^T]. reg > 0 evaluates
+    the loss E||Wp f - f_a||^2 at the ridge optimum Wp = C_to (C_oo + reg I)^-1 instead.
+    """
+    xp, C_tt = _float_matrix("C_tt", C_tt)
+    _, C_to = _float_matrix("C_to", C_to)
+    _, C_oo = _float_matrix("C_oo", C_oo)
+    _same_shape("C_tt", C_tt, "C_to", C_to)
+    Wp = lrp(C_oo, C_to, reg=reg)
+    # E||Wp f - f_a||^2 = tr(Wp C_oo Wp^T) - 2 tr(Wp C_to^T) + tr(C_tt)
+    loss = xp.sum((Wp @ C_oo) * Wp) - 2 * xp.sum(Wp * C_to) + xp.sum(xp.linalg.diagonal(C_tt))
+    return float(loss)
+
+
+def normalised_spectrum(M: Array, kind: Literal["sv", "eig"] = "sv") -> Array:
+    """E8 [E Fig. 3]: M's singular values (kind="sv") or, for symmetric M, eigenvalues
+    (kind="eig"), sorted descending and divided by the largest (in modulus)."""
+    if kind not in ("sv", "eig"):
+        raise ValueError(f"kind={kind!r} is invalid: use 'sv' or 'eig'")
+    if kind == "sv":
+        xp, M = _float_matrix("M", M, square=False)
+        values = xp.linalg.svdvals(M)
+    else:
+        xp, M = _float_matrix("M", M)
+        values = xp.flip(xp.linalg.eigvalsh(_check_symmetric("M", M, xp)), axis=0)
+    top = xp.max(xp.abs(values))
+    if not float(top) > 0:
+        return xp.full_like(values, math.nan)
+    return values / top
+
+
+def participation_ratio(M: Array) -> float:
+    """(sum_j s_j)^2 / sum_j s_j^2 over the eigenvalues s_j of symmetric M = tr(M)^2 / ||M||_F^2.
+
+    The effective number of modes of a correlation F (n for F ~ I, 1 for rank one).
+    """
+    xp, M = _float_matrix("M", M)
+    M = _check_symmetric("M", M, xp)
+    size = float(xp.linalg.matrix_norm(M))
+    return math.nan if size == 0 else float(xp.sum(xp.linalg.diagonal(M))) ** 2 / size**2
+
+
+# --------------------------------------------------------------------------- eigenvector tracking
+
+
+def match_eigenbasis(U_prev: Array, s: Array, U: Array) -> tuple[Array, Array]:
+    """Reorder and re-sign (s, U) to follow the previous basis U_prev.
+
+    Column j of the result is the eigenvector of U with the largest total overlap
+    |u_prev_j^T u| under a one-to-one matching (Hungarian, scipy's linear_sum_assignment),
+    its sign flipped so that u_prev_j^T u >= 0; s is permuted alike. Lets an eigenvalue be
+    followed through training across level crossings.
+    """
+    xp, U = _float_matrix("U", U)
+    _, U_prev = _float_matrix("U_prev", U_prev)
+    _same_shape("U_prev", U_prev, "U", U)
+    if tuple(s.shape) != (U.shape[1],):
+        raise ValueError(f"s has shape {tuple(s.shape)}: it must be ({U.shape[1]},)")
+    overlap = U_prev.T @ U  # (previous j, new k)
+    cost = -np.abs(np.asarray(to_device(overlap, "cpu")))
+    _, columns = linear_sum_assignment(cost)
+    order = xp.asarray(columns, device=U.device)
+    U = xp.take(U, order, axis=1)
+    signs = xp.sign(xp.sum(U_prev * U, axis=0))
+    signs = xp.where(signs == 0, xp.ones_like(signs), signs)
+    return xp.take(s, order), U * signs[None, :]
+
+
+class EigenTracker:
+    """Follows the eigen-decomposition of a symmetric matrix (F_hat, Wp) across calls.
+
+    ``update(M)`` returns (eigenvalues, eigenvectors as columns): on the first call sorted
+    descending, afterwards matched in order and sign to the previous call's basis
+    (``match_eigenbasis``), so column j is the same mode throughout training.
+    """
+
+    def __init__(self) -> None:
+        self.basis: Array | None = None
+
+    def update(self, M: Array) -> tuple[Array, Array]:
+        _, s, U = _descending_eigh("M", M)
+        if self.basis is not None:
+            s, U = match_eigenbasis(self.basis, s, U)
+        self.basis = U
+        return s, U
+
+    def state_dict(self) -> dict[str, Array | None]:
+        return {"basis": self.basis}
+
+    def load_state_dict(self, state: dict[str, Array | None]) -> None:
+        if set(state) != {"basis"}:
+            raise ValueError(f"state has keys {sorted(state)}: expected ['basis']")
+        self.basis = state["basis"]

@@ -1,0 +1,267 @@
+"""The run directory: written by linear_ssl.train, read back by compare/plots/notebooks.
+
+Layout (docs/run_format.md is the schema)::
+
+    RUN/config.yaml                 the resolved config (plain YAML)
+    RUN/status.json                 {"state": "running"|"finished"|"failed", "step", ...}
+    RUN/metrics.jsonl               one JSON object per logged step
+    RUN/spectra/step_XXXXXXXX.npz   one NPZ per record step (arrays named in the schema)
+    RUN/checkpoints/step_XXXXXXXX.pt
+    RUN/eval.json                   linear probe / kNN results (linear-ssl eval)
+
+Every file is written atomically (temporary file + os.replace) or, for metrics.jsonl,
+appended one whole line per write() call; a reader ignores a final line without its
+newline. Nothing here imports torch: a run is readable with NumPy, pandas and PyYAML-free
+OmegaConf alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+EVAL_FILE = "eval.json"
+SPECTRA_DIR = "spectra"
+CHECKPOINT_DIR = "checkpoints"
+_STEP_FILE = re.compile(r"^step_(\d{8})\.(npz|pt)$")
+
+
+def step_file(step: int, suffix: str) -> str:
+    """File name of a per-step file: step_00000100.npz / step_00000100.pt."""
+    return f"step_{step:08d}.{suffix}"
+
+
+def _steps_in(folder: Path, suffix: str) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in folder.iterdir():
+        match = _STEP_FILE.match(path.name)
+        if match and match.group(2) == suffix:
+            out.append((int(match.group(1)), path))
+    return sorted(out)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+class RunWriter:
+    """Appends metrics and writes spectra / status into a run directory (the trainer's side)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+        (self.dir / SPECTRA_DIR).mkdir(parents=True, exist_ok=True)
+        (self.dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, yaml_text: str) -> None:
+        atomic_write_text(self.dir / CONFIG_FILE, yaml_text)
+
+    def write_status(self, state: str, **info: Any) -> None:
+        atomic_write_text(self.dir / STATUS_FILE, json.dumps({"state": state, **info}) + "\n")
+
+    def append_metrics(self, row: Mapping[str, Any]) -> None:
+        """One JSON line, written with a single write() on an O_APPEND descriptor."""
+        line = (json.dumps(dict(row), allow_nan=True) + "\n").encode()
+        fd = os.open(self.dir / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def write_spectra(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """One NPZ per record step; ``step`` is stored inside it as well."""
+        path = self.dir / SPECTRA_DIR / step_file(step, "npz")
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, step=np.int64(step), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop every metrics row and spectra record newer than ``step`` (on resume)."""
+        for s, path in _steps_in(self.dir / SPECTRA_DIR, "npz"):
+            if s > step:
+                path.unlink()
+        metrics = self.dir / METRICS_FILE
+        if metrics.exists():
+            kept = [json.dumps(r) for r in _read_jsonl(metrics) if r["step"] <= step]
+            atomic_write_text(metrics, "".join(line + "\n" for line in kept))
+        for tmp in self.dir.rglob(".*.tmp*"):  # leftovers of a killed write
+            tmp.unlink()
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.dir / CHECKPOINT_DIR / step_file(step, "pt")
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) of every complete checkpoint, oldest first."""
+        return _steps_in(self.dir / CHECKPOINT_DIR, "pt")
+
+    def write_eval(self, results: Mapping[str, Any]) -> Path:
+        path = self.dir / EVAL_FILE
+        atomic_write_text(path, json.dumps(dict(results), indent=2) + "\n")
+        return path
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a final line without its newline (a torn write) is ignored."""
+    text = path.read_text()
+    lines = text.split("\n")[:-1]  # the last piece is "" or a torn line
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"{path} line {number} is not JSON: the run's metrics are corrupt"
+            ) from None
+    return rows
+
+
+@dataclass
+class Spectra(Mapping[str, np.ndarray]):
+    """The spectra records of a run: ``spectra["F_eigvals"]`` is (R, d), stacked over steps.
+
+    ``steps`` (R,) are the record steps. Keys are the arrays named in docs/run_format.md;
+    a quantity missing at some record steps is not offered.
+    """
+
+    steps: np.ndarray
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.arrays:
+            raise KeyError(f"no spectra quantity {key!r}: available are {sorted(self.arrays)}")
+        return self.arrays[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def at(self, step: int) -> dict[str, np.ndarray]:
+        """Every quantity at one record step."""
+        index = np.flatnonzero(self.steps == step)
+        if index.size == 0:
+            raise KeyError(
+                f"no spectra record at step {step}: records are at {self.steps.tolist()}"
+            )
+        return {k: v[index[0]] for k, v in self.arrays.items()}
+
+
+def _load_spectra(folder: Path) -> Spectra:
+    records: list[dict[str, np.ndarray]] = []
+    steps = []
+    for step, path in _steps_in(folder, "npz"):
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                records.append({k: npz[k] for k in npz.files if k != "step"})
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(f"spectra record {path} is corrupt ({err}): delete it") from None
+        steps.append(step)
+    if not records:
+        return Spectra(np.zeros(0, dtype=np.int64))
+    keys = [k for k in records[0] if all(k in r for r in records)]
+    arrays = {}
+    for key in keys:
+        shapes = {r[key].shape for r in records}
+        if len(shapes) == 1:
+            arrays[key] = np.stack([r[key] for r in records])
+    return Spectra(np.asarray(steps, dtype=np.int64), arrays)
+
+
+@dataclass
+class Run:
+    """A run directory read back: ``config`` (dict), ``metrics`` (DataFrame), ``spectra``."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: pd.DataFrame
+    spectra: Spectra
+    status: dict[str, Any]
+    eval: dict[str, Any] | None
+
+    def hyper(self, sigma2: float = 0.0, convention: str = "torch"):
+        """T1: the flow's Hyper for this run's real lr / predictor lr / ema / wd / momentum.
+
+        SimSiam runs give ema None (beta None, tau == 1).
+        """
+        from linear_ssl.theory.params import Hyper
+
+        optim, method = self.config["optim"], self.config["method"]
+        predictor_lr = self.config["predictor"].get("lr") or optim["lr"]
+        ema = None if method["name"] == "simsiam" else method["ema"]
+        return Hyper.from_training(
+            lr=optim["lr"],
+            predictor_lr=predictor_lr,
+            ema=ema,
+            weight_decay=optim["weight_decay"],
+            momentum=optim["momentum"],
+            sigma2=sigma2,
+            convention=convention,
+        )
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory (see the module docstring); one-line errors when it is not one."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"run directory {path} does not exist")
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{path} is not a run directory: it has no {CONFIG_FILE}")
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+    except Exception as err:  # noqa: BLE001 - any parse failure is a corrupt file
+        raise ValueError(f"{config_path} is not valid YAML ({err}): the run is corrupt") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} does not hold a mapping: the run is corrupt")
+    metrics_path = path / METRICS_FILE
+    rows = _read_jsonl(metrics_path) if metrics_path.exists() else []
+    metrics = pd.DataFrame(rows)
+    status = _read_json(path / STATUS_FILE) or {}
+    return Run(
+        path,
+        config,
+        metrics,
+        _load_spectra(path / SPECTRA_DIR),
+        status,
+        _read_json(path / EVAL_FILE),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} is not JSON: the run is corrupt") from None

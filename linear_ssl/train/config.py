@@ -1,0 +1,260 @@
+"""Typed training configuration: OmegaConf structured configs from dataclasses.
+
+A config is the ``TrainConfig`` schema below, merged with a YAML file from experiments/
+and dotted overrides (``optim.lr=0.05``). The schema is in struct mode, so a misspelt
+key is an error rather than silently ignored; ``validate`` turns every invalid value
+into a one-line ``ValueError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+
+
+@dataclass
+class DataConfig:
+    """The data set (see linear_ssl.train.data.load_dataset)."""
+
+    name: str = "embedded"  # cifar10 | cifar100 | stl10 | imagefolder | embedded
+    root: str | None = None  # directory (or zip for imagefolder); unused for embedded
+    train_split: str = "train"  # stl10 pre-training: "train+unlabeled"
+    test_split: str = "test"
+    eval_train_split: str | None = None  # probe training split (None: train_split)
+    download: bool = False
+    cache_dir: str | None = None
+    limit: int | None = None  # keep only the first `limit` training images (quick runs)
+
+
+@dataclass
+class AugmentConfig:
+    recipe: str = "cifar10"  # cifar10 | stl10 | byol (theory.md section 5)
+    image_size: int = 32
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
+
+
+@dataclass
+class ModelConfig:
+    """Backbone and projector of theory.md section 5."""
+
+    depth: int = 18
+    stem: str = "cifar"  # cifar | imagenet
+    width: int = 64
+    projector_hidden: int = 512
+    projector_out: int = 128
+    bn_affine: bool = False  # projector BatchNorm affine ([T]: False; BYOL ImageNet: True)
+
+
+@dataclass
+class MethodConfig:
+    name: str = "byol"  # a name in linear_ssl.train.methods.METHODS: byol | simsiam
+    ema: float = 0.996  # BYOL target EMA gamma_a (T1: beta = (1 - ema) / dt)
+    target_init: str = "copy"  # copy | independent (the reference code's own init)
+
+
+@dataclass
+class PredictorConfig:
+    """The predictor head; ``kind`` is a name in linear_ssl.train.methods.PREDICTORS.
+
+    none: identity (the collapse baseline); linear: trainable Wp (bias, symmetric);
+    mlp: 2-layer (projector-shaped); closed_form: Wp set by the R-rule ``rule`` from the
+    running F_hat / C_to (rho) after the optimiser step every ``freq`` steps, with
+    ``params`` passed to ``linear_ssl.predictors.get_rule`` (eps, variant, c, alpha, norm,
+    reg, n, source, ridge (R9), ema (R10, the predictor EMA; default off)).
+    """
+
+    kind: str = "closed_form"
+    rule: str = "directpred"
+    params: dict[str, Any] = field(default_factory=dict)
+    rho: float = 0.3  # R1 EMA rate of F_hat / C_to (first batch stored as is)
+    freq: int = 1  # apply the rule every freq steps; SGD steps on Wp in between
+    bias: bool = False
+    symmetric: bool = False
+    hidden_dim: int = 512  # mlp kind
+    lr: float | None = None  # predictor learning rate (None: optim.lr)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | lars
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 4e-4
+    schedule: str = "none"  # none | cosine (with linear warm-up)
+    warmup_steps: int = 0
+    lars_eta: float = 0.001  # LARS trust coefficient
+
+
+@dataclass
+class RecordConfig:
+    every: int = 50  # spectra record every k steps (0: off)
+    log_every: int = 10  # metrics row every k steps
+    rho: float | None = None  # EMA rate of the recorder's F_hat / C_to (None: predictor.rho)
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 500  # steps between checkpoints (the last step always gets one)
+    keep: int = 2  # most recent checkpoints kept
+
+
+@dataclass
+class EvalConfig:
+    at_end: bool = False  # run linear probe + kNN after training (writes eval.json)
+    probe_epochs: int = 50
+    knn_k: int = 200
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many steps (None: epochs decide)
+    batch_size: int = 128
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    run_dir: str | None = None  # None: runs/<name>-<timestamp>
+
+
+def _one_line(err: Exception) -> str:
+    """OmegaConf messages span several lines (full_key, object_type...): keep the first."""
+    return str(err).strip().splitlines()[0]
+
+
+def find_experiment(name_or_path: str | Path) -> Path:
+    """A config path as given, or a short name ("smoke", "cifar10/directpred") in experiments/."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    for candidate in (
+        EXPERIMENTS_DIR / f"{name_or_path}.yaml",
+        EXPERIMENTS_DIR / str(name_or_path),
+    ):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"config {str(name_or_path)!r} not found: give a YAML path or a name under "
+        f"{EXPERIMENTS_DIR} (e.g. 'smoke', 'cifar10/directpred')"
+    )
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> DictConfig:
+    """Schema defaults <- YAML file (path or experiment name) <- overrides, validated.
+
+    ``overrides`` is a list of dotted ``key=value`` strings or a (nested) dict. A key not
+    in the schema raises a one-line ValueError; so does an invalid value.
+    """
+    cfg = OmegaConf.structured(TrainConfig)
+    try:
+        if path is not None:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(find_experiment(path)))
+        if isinstance(overrides, dict):
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
+        elif overrides:
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ValueError(f"override {bad[0]!r} is not key=value (e.g. optim.lr=0.05)")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise ValueError(f"invalid config: {_one_line(err)}") from None
+    validate(cfg)
+    return cfg
+
+
+def as_config(config: DictConfig | TrainConfig | dict | str | Path) -> DictConfig:
+    """Accept a DictConfig, a TrainConfig, a plain dict or a YAML path/name; validate."""
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, DictConfig):
+        return load_config(None, OmegaConf.to_container(config, resolve=True))
+    if isinstance(config, TrainConfig):
+        return load_config(None, OmegaConf.to_container(OmegaConf.structured(config)))
+    return load_config(None, dict(config))
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"config {key}={value!r} is invalid: it must be {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """One-line ValueError naming the first invalid key (registries checked by name)."""
+    from linear_ssl.train.methods import METHODS, PREDICTORS
+
+    def positive(key: str, value: Any, integer: bool = False) -> None:
+        ok = value is not None and math.isfinite(value) and value > 0
+        _require(ok, key, value, "a positive integer" if integer else "> 0")
+
+    positive("optim.lr", cfg.optim.lr)
+    if cfg.predictor.lr is not None:
+        positive("predictor.lr", cfg.predictor.lr)
+    _require(0 <= cfg.optim.momentum < 1, "optim.momentum", cfg.optim.momentum, "in [0, 1)")
+    _require(cfg.optim.weight_decay >= 0, "optim.weight_decay", cfg.optim.weight_decay, ">= 0")
+    _require(cfg.optim.name in ("sgd", "lars"), "optim.name", cfg.optim.name, "'sgd' or 'lars'")
+    _require(
+        cfg.optim.schedule in ("none", "cosine"),
+        "optim.schedule",
+        cfg.optim.schedule,
+        "'none' or 'cosine'",
+    )
+    _require(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", cfg.optim.warmup_steps, ">= 0")
+    _require(0 <= cfg.method.ema < 1, "method.ema", cfg.method.ema, "in [0, 1)")
+    _require(
+        cfg.method.name in METHODS, "method.name", cfg.method.name, f"one of {sorted(METHODS)}"
+    )
+    _require(
+        cfg.method.target_init in ("copy", "independent"),
+        "method.target_init",
+        cfg.method.target_init,
+        "'copy' or 'independent'",
+    )
+    kind = cfg.predictor.kind
+    _require(kind in PREDICTORS, "predictor.kind", kind, f"one of {sorted(PREDICTORS)}")
+    _require(0 <= cfg.predictor.rho < 1, "predictor.rho", cfg.predictor.rho, "in [0, 1)")
+    positive("predictor.freq", cfg.predictor.freq, integer=True)
+    positive("predictor.hidden_dim", cfg.predictor.hidden_dim, integer=True)
+    PREDICTORS[kind].check_config(cfg.predictor)
+    if cfg.record.rho is not None:
+        _require(0 <= cfg.record.rho < 1, "record.rho", cfg.record.rho, "in [0, 1)")
+    _require(cfg.record.every >= 0, "record.every", cfg.record.every, ">= 0 (0: off)")
+    positive("record.log_every", cfg.record.log_every, integer=True)
+    positive("checkpoint.every", cfg.checkpoint.every, integer=True)
+    positive("checkpoint.keep", cfg.checkpoint.keep, integer=True)
+    positive("batch_size", cfg.batch_size, integer=True)
+    _require(cfg.epochs >= 0, "epochs", cfg.epochs, ">= 0")
+    if cfg.max_steps is not None:
+        _require(cfg.max_steps >= 0, "max_steps", cfg.max_steps, ">= 0 or null")
+    if cfg.data.limit is not None:
+        positive("data.limit", cfg.data.limit, integer=True)
+    for key in ("model.width", "model.projector_hidden", "model.projector_out"):
+        positive(key, OmegaConf.select(cfg, key), integer=True)
+    positive("augment.image_size", cfg.augment.image_size, integer=True)
+    lo_hi = list(cfg.augment.crop_scale)
+    _require(
+        len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1] <= 1,
+        "augment.crop_scale",
+        lo_hi,
+        "[min, max] with 0 < min <= max <= 1",
+    )
+    positive("eval.probe_epochs", cfg.eval.probe_epochs, integer=True)
+    positive("eval.knn_k", cfg.eval.knn_k, integer=True)

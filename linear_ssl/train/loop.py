@@ -1,0 +1,483 @@
+"""The training loop: data on the device, seeded batches, SGD/LARS, checkpoints, resume.
+
+One step (theory.md section 5): two augmented views -> the method's symmetric loss ->
+backward -> optimiser step -> ``method.after_optimizer_step`` (EMA target, then a
+closed-form rule every ``freq`` steps) -> the recorder's running estimates. The step
+never synchronises with the host: the loss and a non-finite flag accumulate on the
+device and are read every ``record.log_every`` steps, at records and at checkpoints.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm.auto import tqdm
+
+from linear_ssl.runs import CONFIG_FILE, RunWriter, atomic_write_bytes
+from linear_ssl.train.augment import build_augment
+from linear_ssl.train.config import as_config, load_config
+from linear_ssl.train.data import dataset_stats, load_dataset
+from linear_ssl.train.evaluate import evaluate_backbone
+from linear_ssl.train.methods import Method, build_method, build_predictor
+from linear_ssl.train.nets import mlp, resnet
+from linear_ssl.train.recorder import Recorder
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else mps, else cpu; anything else as given."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"config device={name!r} is invalid: use auto, cpu, cuda or cuda:N"
+        ) from None
+
+
+class LARS(torch.optim.Optimizer):
+    """LARS (You et al. 2017) as in BYOL: SGD momentum on a layer-wise trust-ratio-scaled
+    gradient. Groups with ``lars=False`` (BatchNorm and biases) skip the trust ratio and
+    weight decay. No host sync: the ratio is a ``torch.where`` on device tensors.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.001,
+    ) -> None:
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True)
+        )
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch.optim signature
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["lars"]:
+                    g = g.add(p, alpha=group["weight_decay"])
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    ratio = torch.where(
+                        (w_norm > 0) & (g_norm > 0), group["eta"] * w_norm / g_norm, 1.0
+                    )
+                    g = g * ratio
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.clone(g)
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(g)
+                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+
+
+def build_model(cfg: DictConfig) -> Method:
+    """Backbone + projector (theory.md section 5), the predictor head and the method."""
+    m = cfg.model
+
+    def build_encoder() -> tuple[nn.Module, nn.Module]:
+        backbone = resnet(m.depth, m.stem, m.width)
+        projector = mlp(
+            backbone.out_dim, m.projector_hidden, m.projector_out, bn_affine=m.bn_affine
+        )
+        return backbone, projector
+
+    predictor = build_predictor(cfg.predictor, m.projector_out)
+    return build_method(cfg.method, build_encoder, predictor)
+
+
+def build_optimizer(cfg: DictConfig, method: Method) -> torch.optim.Optimizer:
+    """SGD (coupled weight decay, as [T]) or LARS; the predictor gets predictor.lr.
+
+    LARS groups: weights adapted and decayed; BatchNorm/bias parameters (ndim 1) neither.
+    Each group keeps its ``base_lr`` so a schedule can scale it.
+    """
+    o = cfg.optim
+    predictor_lr = cfg.predictor.lr if cfg.predictor.lr is not None else o.lr
+    parts = [
+        (method.online_parameters(), o.lr),
+        ([p for p in method.predictor.parameters() if p.requires_grad], predictor_lr),
+    ]
+    groups = []
+    for params, lr in parts:
+        if o.name == "lars":
+            groups.append(dict(params=[p for p in params if p.ndim > 1], base_lr=lr, lr=lr))
+            groups.append(
+                dict(
+                    params=[p for p in params if p.ndim <= 1],
+                    base_lr=lr,
+                    lr=lr,
+                    lars=False,
+                    weight_decay=0.0,
+                )
+            )
+        else:
+            groups.append(dict(params=params, base_lr=lr, lr=lr))
+    groups = [g for g in groups if g["params"]]
+    if o.name == "lars":
+        return LARS(
+            groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, eta=o.lars_eta
+        )
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def lr_factor(cfg: DictConfig, step: int, total_steps: int) -> float:
+    """Multiplier of the base learning rate at (0-based) ``step``: 1, or warm-up + cosine."""
+    if cfg.optim.schedule == "none":
+        return 1.0
+    warmup = cfg.optim.warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(total_steps - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Holds one run's state; ``fit()`` trains from ``self.step`` to the end."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.writer = RunWriter(run_dir)
+        torch.manual_seed(cfg.seed)
+        d = cfg.data
+        train_set = load_dataset(
+            d.name, d.root, d.train_split, download=d.download, cache_dir=d.cache_dir
+        )
+        images = train_set.images if d.limit is None else train_set.images[: d.limit]
+        self.images = images.to(self.device)
+        self.steps_per_epoch = self.images.shape[0] // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"batch_size={cfg.batch_size} exceeds the {self.images.shape[0]} training "
+                "images: lower batch_size"
+            )
+        total = cfg.epochs * self.steps_per_epoch
+        self.total_steps = total if cfg.max_steps is None else min(total, cfg.max_steps)
+        mean, std = dataset_stats(d.name)
+        self.augment = build_augment(
+            cfg.augment.recipe,
+            cfg.augment.image_size,
+            mean,
+            std,
+            crop_scale=tuple(cfg.augment.crop_scale),
+        )
+        self.method = build_model(cfg).to(self.device)
+        self.method.train()
+        self.optimizer = build_optimizer(cfg, self.method)
+        rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
+        self.recorder = Recorder(rho) if cfg.record.every > 0 else None
+        self.step = 0
+        self._reset_window()
+
+    # ------------------------------------------------------------------ state
+    def _reset_window(self) -> None:
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._window_start = self.step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "recorder": self.recorder.state_dict() if self.recorder else None,
+            "window": {"loss_sum": self._loss_sum, "start": self._window_start},
+            "rng": _rng_state(self.device),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.recorder is not None:
+            self.recorder.load_state_dict(state["recorder"], self.device)
+        self._reset_window()
+        self._loss_sum = state["window"]["loss_sum"].to(self.device)
+        self._window_start = int(state["window"]["start"])
+        _set_rng_state(state["rng"])
+
+    def save_checkpoint(self) -> Path:
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        path = self.writer.checkpoint_path(self.step)
+        atomic_write_bytes(path, buffer.getvalue())
+        for _, old in self.writer.checkpoints()[: -self.cfg.checkpoint.keep]:
+            old.unlink()
+        return path
+
+    # ------------------------------------------------------------------ training
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        """The batch order of ``epoch``: a permutation seeded by (seed, epoch) on the CPU."""
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        return torch.randperm(self.images.shape[0], generator=g).to(self.device)
+
+    def _check_finite(self) -> None:
+        bad = int(self._bad_step)
+        if bad >= 0:
+            ckpts = self.writer.checkpoints()
+            kept = f"the last good checkpoint is {ckpts[-1][1]}" if ckpts else "no checkpoint"
+            raise NonFiniteLossError(
+                f"the loss became non-finite at step {bad}: training stopped, {kept} "
+                "(lower optim.lr or predictor.lr and resume or restart)"
+            )
+
+    def train_step(self, batch: torch.Tensor):
+        """One optimisation step on a uint8 batch; returns the method's StepOutput."""
+        factor = lr_factor(self.cfg, self.step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        v1, v2 = self.augment.two_views(batch)
+        out = self.method(v1, v2)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        loss = out.loss.detach()
+        self._loss_sum += loss
+        newly_bad = (self._bad_step < 0) & ~torch.isfinite(loss)
+        self._bad_step = torch.where(
+            newly_bad, self._bad_step.new_full((), self.step), self._bad_step
+        )
+        try:
+            self.method.after_optimizer_step(self.step)
+        except (RuntimeError, ValueError):  # e.g. a rule on a NaN F_hat: name the loss first
+            self._check_finite()
+            raise
+        if self.recorder is not None:
+            self.recorder.observe(out)
+        return out
+
+    def _log(self, out, elapsed: float, images: int) -> dict[str, Any]:
+        n = self.step - self._window_start
+        loss = float(self._loss_sum) / max(n, 1)
+        row = {
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "loss": loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "img_per_s": images / elapsed if elapsed > 0 else float("nan"),
+        }
+        row.update(Recorder.feature_pr(out))
+        self.writer.append_metrics(row)
+        self._loss_sum.zero_()
+        self._window_start = self.step
+        return row
+
+    def fit(self) -> None:
+        cfg = self.cfg
+        log_every, record_every = cfg.record.log_every, cfg.record.every
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not cfg.record.progress,
+            desc=cfg.name,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        self.writer.write_status("running", step=self.step, total_steps=self.total_steps)
+        tick, tick_step = time.perf_counter(), self.step
+        B = cfg.batch_size
+        try:
+            while self.step < self.total_steps:
+                epoch, start = divmod(self.step, self.steps_per_epoch)
+                order = self._permutation(epoch)
+                for i in range(start, self.steps_per_epoch):
+                    if self.step >= self.total_steps:
+                        break
+                    out = self.train_step(self.images[order[i * B : (i + 1) * B]])
+                    s, last = self.step, self.step == self.total_steps
+                    if record_every and s % record_every == 0:
+                        self._check_finite()
+                        self.writer.write_spectra(s, self.recorder.record(self.method, out))
+                    if s % log_every == 0 or last:
+                        self._check_finite()
+                        now = time.perf_counter()
+                        row = self._log(out, now - tick, (s - tick_step) * B)
+                        tick, tick_step = now, s
+                        bar.update(s - bar.n)
+                        bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.0f}")
+                    if s % cfg.checkpoint.every == 0 or last:
+                        self._check_finite()
+                        self.save_checkpoint()
+        except NonFiniteLossError as err:
+            self.writer.write_status("failed", step=self.step, message=str(err))
+            raise
+        finally:
+            bar.close()
+        self.writer.write_status("finished", step=self.step, total_steps=self.total_steps)
+
+
+# ---------------------------------------------------------------------- entry points
+def _new_run_dir(cfg: DictConfig) -> Path:
+    if cfg.run_dir:
+        run_dir = Path(cfg.run_dir).expanduser()
+    else:
+        run_dir = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ValueError(
+            f"run directory {run_dir} is not empty: resume it (linear_ssl.train.resume) or "
+            "choose another run_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def train(config: DictConfig | dict | str | Path) -> Path:
+    """Train from a config (DictConfig, dict, TrainConfig or YAML path/name); the run dir."""
+    cfg = as_config(config)
+    run_dir = _new_run_dir(cfg)
+    cfg.run_dir = str(run_dir)
+    trainer = Trainer(cfg, run_dir)
+    trainer.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    trainer.fit()
+    if cfg.eval.at_end:
+        evaluate_run(run_dir)
+    return run_dir
+
+
+def train_from_cli(config: str | Path, overrides: list[str]) -> Path:
+    """``linear-ssl train CONFIG key=value ...``: an experiment name or YAML path + overrides."""
+    return train(load_config(config, overrides))
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The validated config of an existing run directory (one-line error if none)."""
+    path = Path(run_dir).expanduser()
+    if not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a run directory: it has no {CONFIG_FILE}")
+    return load_config(path / CONFIG_FILE)
+
+
+def _load_checkpoint(writer: RunWriter, checkpoint: str | Path | None) -> dict[str, Any]:
+    if checkpoint is None:
+        found = writer.checkpoints()
+        if not found:
+            raise FileNotFoundError(
+                f"{writer.dir} has no checkpoint in checkpoints/: nothing to resume or evaluate"
+            )
+        checkpoint = found[-1][1]
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"checkpoint {path} is corrupt ({first}): delete it") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint {path} is not a linear_ssl checkpoint (format {CHECKPOINT_FORMAT})"
+        )
+    return state
+
+
+def resume(run_dir: str | Path) -> Path:
+    """Continue a stopped run from its newest checkpoint to the end of its config.
+
+    Records and metrics newer than the checkpoint are dropped first, so the finished run
+    equals one that was never stopped (bitwise on CPU).
+    """
+    run_dir = Path(run_dir).expanduser()
+    cfg = load_run_config(run_dir)
+    writer = RunWriter(run_dir)
+    state = _load_checkpoint(writer, None)
+    trainer = Trainer(cfg, run_dir)
+    trainer.load_state_dict(state)
+    trainer.writer.truncate_after(trainer.step)
+    trainer.fit()
+    return run_dir
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    probe_epochs: int | None = None,
+    knn_k: int | None = None,
+    device: str | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``linear-ssl eval RUN``: linear probe + kNN of the run's backbone -> eval.json.
+
+    Uses the newest checkpoint (or ``checkpoint``), the config's data set with its
+    ``eval_train_split`` / ``test_split``, the eval transform of its augment recipe and
+    ``eval.probe_epochs`` / ``eval.knn_k`` unless given. ``*_limit`` keep the first images.
+    """
+    run_dir = Path(run_dir).expanduser()
+    cfg = load_run_config(run_dir)
+    writer = RunWriter(run_dir)
+    state = _load_checkpoint(writer, checkpoint)
+    dev = resolve_device(device or cfg.device)
+    method = build_model(cfg)
+    method.load_state_dict(state["method"])
+    backbone = method.backbone.to(dev).eval()
+    d = cfg.data
+    sets = []
+    for split, limit in ((d.eval_train_split, train_limit), (d.test_split, test_limit)):
+        s = load_dataset(d.name, d.root, split, download=d.download, cache_dir=d.cache_dir)
+        if limit is not None:
+            s.images, s.labels = s.images[:limit], s.labels[:limit]
+        sets.append(s.to(dev))
+    mean, std = dataset_stats(d.name)
+    augment = build_augment(cfg.augment.recipe, cfg.augment.image_size, mean, std)
+    t0 = time.perf_counter()
+    results = evaluate_backbone(
+        backbone,
+        sets[0],
+        sets[1],
+        augment.eval_transform,
+        probe_epochs=probe_epochs or cfg.eval.probe_epochs,
+        knn_k=knn_k or cfg.eval.knn_k,
+        seed=cfg.seed,
+        device=dev,
+        progress=progress,
+    )
+    results.update(
+        step=int(state["step"]),
+        train_images=len(sets[0]),
+        test_images=len(sets[1]),
+        seconds=time.perf_counter() - t0,
+    )
+    writer.write_eval(results)
+    return results

@@ -1,0 +1,157 @@
+"""The two registries, the symmetric normalised regression loss and the base classes.
+
+A ``Method`` owns the online encoder (backbone + projector), the target and a
+``PredictorHead``; its ``forward(v1, v2)`` returns the loss of theory.md section 5 and
+the detached features the recorder and closed-form rules need. The loop calls
+``after_optimizer_step(step)`` after every optimiser step (EMA target update, then the
+predictor's own hook, e.g. a closed-form rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+METHODS: dict[str, type[Method]] = {}
+PREDICTORS: dict[str, type[PredictorHead]] = {}
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make a Method selectable as ``method.name=<name>``."""
+
+    def add(cls: type[Method]) -> type[Method]:
+        METHODS[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return add
+
+
+def register_predictor(name: str) -> Callable[[type[PredictorHead]], type[PredictorHead]]:
+    """Class decorator: make a PredictorHead selectable as ``predictor.kind=<name>``."""
+
+    def add(cls: type[PredictorHead]) -> type[PredictorHead]:
+        PREDICTORS[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return add
+
+
+def regression_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Normalised regression loss of one term: -2 cos(p, StopGrad(z)), batch mean."""
+    return -2.0 * (F.normalize(p, dim=-1) * F.normalize(z.detach(), dim=-1)).sum(-1).mean()
+
+
+def symmetric_loss(
+    p1: torch.Tensor, p2: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor
+) -> torch.Tensor:
+    """theory.md section 5: both symmetric terms summed, view 1 predicts view 2 and back."""
+    return regression_loss(p1, t2) + regression_loss(p2, t1)
+
+
+@dataclass
+class StepOutput:
+    """What one forward pass gives the loop: the loss and detached features.
+
+    h1: backbone features of view 1; z1, z2: online projector outputs; t1, t2: target
+    projector outputs (all detached, on the training device).
+    """
+
+    loss: torch.Tensor
+    h1: torch.Tensor
+    z1: torch.Tensor
+    z2: torch.Tensor
+    t1: torch.Tensor
+    t2: torch.Tensor
+
+
+class PredictorHead(nn.Module):
+    """Base of predictor kinds. Subclasses set ``forward`` and may override the hooks.
+
+    ``matrix`` is the linear Wp (dim, dim) when the head is linear, else None (the
+    recorder then records only what applies).
+    """
+
+    registry_name = ""
+
+    def __init__(self, dim: int, cfg: Any) -> None:
+        super().__init__()
+        self.dim = dim
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Raise a one-line ValueError naming the key of an invalid predictor option."""
+
+    @property
+    def matrix(self) -> torch.Tensor | None:
+        return None
+
+    def observe(self, z1: torch.Tensor, z2: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor):
+        """Called with the step's detached projector outputs, before the backward pass."""
+
+    def after_optimizer_step(self, step: int) -> None:
+        """Called after optimiser step number ``step`` (1-based) and the target update."""
+
+
+class Method(nn.Module):
+    """Online encoder + target + predictor, and the symmetric loss (theory.md section 5)."""
+
+    registry_name = ""
+
+    def __init__(
+        self,
+        build_encoder: Callable[[], tuple[nn.Module, nn.Module]],
+        predictor: PredictorHead,
+        cfg: Any,
+    ) -> None:
+        super().__init__()
+        self.backbone, self.projector = build_encoder()
+        self.predictor = predictor
+
+    def targets(
+        self, v1: torch.Tensor, v2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Detached target projector outputs of both views (given the online ones)."""
+        raise NotImplementedError
+
+    def online_parameters(self) -> list[nn.Parameter]:
+        return [*self.backbone.parameters(), *self.projector.parameters()]
+
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> StepOutput:
+        h1 = self.backbone(v1)
+        z1 = self.projector(h1)
+        z2 = self.projector(self.backbone(v2))
+        t1, t2 = self.targets(v1, v2, z1, z2)
+        loss = symmetric_loss(self.predictor(z1), self.predictor(z2), t1, t2)
+        z1d, z2d = z1.detach(), z2.detach()
+        self.predictor.observe(z1d, z2d, t1, t2)
+        return StepOutput(loss, h1.detach(), z1d, z2d, t1, t2)
+
+    def after_optimizer_step(self, step: int) -> None:
+        self.update_target()
+        self.predictor.after_optimizer_step(step)
+
+    def update_target(self) -> None:
+        """Move the target after an optimiser step (BYOL: EMA; SimSiam: nothing)."""
+
+
+def build_predictor(cfg: Any, dim: int) -> PredictorHead:
+    """The predictor head named by ``cfg.kind`` for projector outputs of size ``dim``."""
+    if cfg.kind not in PREDICTORS:
+        raise ValueError(f"predictor.kind={cfg.kind!r} is unknown: use one of {sorted(PREDICTORS)}")
+    return PREDICTORS[cfg.kind](dim, cfg)
+
+
+def build_method(
+    cfg: Any, build_encoder: Callable[[], tuple[nn.Module, nn.Module]], predictor: PredictorHead
+) -> Method:
+    """The method named by ``cfg.name`` (a MethodConfig)."""
+    if cfg.name not in METHODS:
+        raise ValueError(f"method.name={cfg.name!r} is unknown: use one of {sorted(METHODS)}")
+    return METHODS[cfg.name](build_encoder, predictor, cfg)

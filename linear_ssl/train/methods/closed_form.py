@@ -1,0 +1,77 @@
+"""Predictor kind "closed_form": Wp set by an R-rule (theory.md section 3) during training.
+
+F_hat (and C_to when the rule reads it) is the EMA (rate rho, first batch as is) of the
+online projector outputs of both views, detached (``predictors.RunningCorrelation``).
+After optimiser step s (1-based) the rule overwrites Wp whenever (s - 1) % freq == 0,
+i.e. at steps 1, 1 + freq, 1 + 2 freq, ...; in between Wp takes ordinary optimiser
+steps, as the reference code does with freq > 1. The plug-in optimum of [T] Table 1 is
+``rule: lrp`` (R3, with ``params: {reg: ...}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from linear_ssl.predictors import RunningCorrelation, get_rule
+from linear_ssl.train.methods.base import PredictorHead, register_predictor
+from linear_ssl.train.nets import linear_predictor
+
+
+def _rule_from_config(cfg: Any):
+    params = dict(cfg.params) if cfg.params is not None else {}
+    try:
+        return get_rule(cfg.rule, **params)
+    except ValueError as err:
+        raise ValueError(f"config predictor.rule={cfg.rule!r} / predictor.params: {err}") from None
+
+
+@register_predictor("closed_form")
+class ClosedFormPredictor(PredictorHead):
+    """A linear Wp (``nets.linear_predictor``) overwritten by ``rule(F_hat, C_to)``."""
+
+    def __init__(self, dim: int, cfg: Any) -> None:
+        super().__init__(dim, cfg)
+        self.net = linear_predictor(dim, bias=bool(cfg.bias), symmetric=bool(cfg.symmetric))
+        self.rule = _rule_from_config(cfg)
+        self.freq = int(cfg.freq)
+        self.estimate = RunningCorrelation(float(cfg.rho), cross=self.rule.needs_cross)
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        _rule_from_config(cfg)
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        return self.net.matrix
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+    def observe(self, z1, z2, t1, t2) -> None:
+        self.estimate.update([z1, z2], [t1, t2] if self.rule.needs_cross else None)
+
+    def applies_at(self, step: int) -> bool:
+        """Whether the rule overwrites Wp after optimiser step ``step`` (1-based)."""
+        return (step - 1) % self.freq == 0
+
+    @torch.no_grad()
+    def after_optimizer_step(self, step: int) -> None:
+        if self.applies_at(step):
+            C_to = self.estimate.C_to if self.rule.needs_cross else None
+            Wp = self.rule(self.estimate.F, C_to)
+            self.net.set_matrix(Wp.to(self.net.weight.dtype))
+
+    # The running estimate and the rule's EMA (R10) travel in the module's state_dict.
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"estimate": self.estimate.state_dict(), "rule": self.rule.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        device = self.net.weight.device
+
+        def here(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+
+        self.estimate.load_state_dict(here(state["estimate"]))
+        self.rule.load_state_dict(here(state["rule"]))

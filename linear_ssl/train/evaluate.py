@@ -211,7 +211,7 @@ def evaluate_backbone(
     probe_epochs: int = 50,
     knn_k: int | None = 200,
     seed: int = 0,
-    batch_size: int = 512,
+    extract_batch_size: int = 512,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -221,11 +221,12 @@ def evaluate_backbone(
     ``.labels`` (int (N,)), such as ``data.ImageSet``; ``.classes`` (if present) fixes the
     number of classes. Returns ``probe_final`` (reported), ``probe_best``,
     ``probe_per_epoch``, and, unless ``knn_k`` is None, ``knn`` with ``knn_k`` (clipped to
-    the train set size).
+    the train set size). Accuracies in percent; ``extract_batch_size`` is the batch of
+    the feature pass (the probe keeps theory.md's batch 128).
     """
     device = torch.device(device) if device is not None else _module_device(backbone)
     feats = [
-        extract_features(backbone, s.images, transform, batch_size, device)
+        extract_features(backbone, s.images, transform, extract_batch_size, device)
         for s in (train_set, test_set)
     ]
     labels = [torch.as_tensor(s.labels).to(device) for s in (train_set, test_set)]

@@ -289,10 +289,11 @@ def visser(S: Array, step: float | None = None, n: int = 50) -> Array:
     [-1, 1]) and h = 1/2 is used; the result is rescaled by sqrt(c). For a symmetric PSD S
     this converges monotonically, eigenvalue by eigenvalue: the error of the mode s (in
     units of c) contracts by 1 - h (p_k + sqrt(s)) in [0, 1) each step, fast for large s
-    and slowly (~1/k) for s -> 0. h = 1/2 is the largest step with that guarantee
-    (h <= 1/(2 sqrt(lambda_max)); a larger h oscillates at s = 1).
-    step=h given: the raw iteration on S, which converges for symmetric PSD S when
-    h <= 1 / (2 sqrt(lambda_max(S))).
+    and slowly (~1/k) for s -> 0. h = 1/2 is the largest step with that guarantee,
+    h <= 1 / (2 sqrt(lambda_max)); past h sqrt(lambda_max) = 1 the root is unstable
+    (the top mode cycles or lands on -sqrt(s)).
+    step=h given: the raw iteration on S, which converges monotonically for symmetric PSD
+    S when h <= 1 / (2 sqrt(lambda_max(S))).
     """
     xp, S = _float_matrix("S", S)
     n = _positive_int("n", n)

@@ -112,6 +112,7 @@ class Augment:
         self.image_size = image_size
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def two_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independently augmented, normalised float views of a uint8 batch."""
@@ -136,7 +137,10 @@ class Augment:
         return images.float().div_(255.0)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if x.device not in self._stats_on:  # copy mean and std to each device once
+            self._stats_on[x.device] = (self.mean.to(x.device), self.std.to(x.device))
+        mean, std = self._stats_on[x.device]
+        return (x - mean) / std
 
 
 def build_augment(

@@ -130,7 +130,7 @@ def load_dataset(
         raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
     if name == "embedded":
         _check_split(name, split, ("train", "test"))
-        package_file = resources.files("linear_ssl").joinpath("data", EMBEDDED_FILE)
+        package_file = resources.files("linear_ssl").joinpath("data").joinpath(EMBEDDED_FILE)
         with resources.as_file(package_file) as path:
             if not path.is_file():
                 raise FileNotFoundError(
@@ -273,14 +273,17 @@ def _load_stl10(root: Path, split: str, download: bool) -> ImageSet:
     classes = (base / "class_names.txt").read_text().split()
     images, labels = [], []
     for part in parts:
-        raw = np.fromfile(base / f"{part}_X.bin", dtype=np.uint8)
-        if raw.size == 0 or raw.size % _STL_PIXELS:
+        x_file = base / f"{part}_X.bin"
+        size = x_file.stat().st_size
+        if size == 0 or size % _STL_PIXELS:
             raise ValueError(
-                f"STL-10 file {base / f'{part}_X.bin'} has {raw.size} bytes, not a positive "
-                f"multiple of {_STL_PIXELS} (3 x 96 x 96): it is truncated, download it again"
+                f"STL-10 file {x_file} has {size} bytes, not a positive multiple of "
+                f"{_STL_PIXELS} (3 x 96 x 96): it is truncated, download it again"
             )
-        # Each image is stored column-major: channel, then column, then row.
-        images.append(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2))
+        # Each image is stored column-major: channel, then column, then row. Memory-mapped,
+        # so that only the concatenated copy below is held in memory.
+        raw = np.memmap(x_file, dtype=np.uint8, mode="r").reshape(-1, 3, 96, 96)
+        images.append(raw.transpose(0, 1, 3, 2))
         n = images[-1].shape[0]
         if part == "unlabeled":
             labels.append(np.full(n, -1, dtype=np.int64))
@@ -294,7 +297,7 @@ def _load_stl10(root: Path, split: str, download: bool) -> ImageSet:
         _check_labels("stl10", part_labels, len(classes), base)
         labels.append(part_labels)
     return ImageSet(
-        torch.from_numpy(np.ascontiguousarray(np.concatenate(images))),
+        torch.from_numpy(np.concatenate(images)),  # a C-contiguous copy
         torch.from_numpy(np.concatenate(labels)),
         classes,
         "stl10",

@@ -273,20 +273,32 @@ def match_eigenbasis(U_prev: Array, s: Array, U: Array) -> tuple[Array, Array]:
     return xp.take(s, order), U * signs[None, :]
 
 
+def _canonical_signs(xp: Any, U: Array) -> Array:
+    """+-1 per column making each column's largest-modulus entry positive (reproducible)."""
+    n = U.shape[0]
+    rows = xp.argmax(xp.abs(U), axis=0)
+    flat = xp.reshape(U.T, (-1,))
+    lead = xp.take(flat, rows + n * xp.arange(U.shape[1], device=U.device))
+    return xp.where(lead < 0, -xp.ones_like(lead), xp.ones_like(lead))
+
+
 class EigenTracker:
     """Follows the eigen-decomposition of a symmetric matrix (F_hat, Wp) across calls.
 
     ``update(M)`` returns (eigenvalues, eigenvectors as columns): on the first call sorted
-    descending, afterwards matched in order and sign to the previous call's basis
-    (``match_eigenbasis``), so column j is the same mode throughout training.
+    descending, each column's largest entry made positive; afterwards matched in order and
+    sign to the previous call's basis (``match_eigenbasis``), so column j is the same mode
+    throughout training.
     """
 
     def __init__(self) -> None:
         self.basis: Array | None = None
 
     def update(self, M: Array) -> tuple[Array, Array]:
-        _, s, U = _descending_eigh("M", M)
-        if self.basis is not None:
+        xp, s, U = _descending_eigh("M", M)
+        if self.basis is None:
+            U = U * _canonical_signs(xp, U)[None, :]
+        else:
             s, U = match_eigenbasis(self.basis, s, U)
         self.basis = U
         return s, U

@@ -92,6 +92,28 @@ def test_jitter_and_grayscale_rates_section5(recipe, size):
     assert abs(1 - unchanged.float().mean().item() - 0.8) < 0.03
 
 
+@pytest.mark.parametrize("recipe, brightness", [("cifar10", 0.4), ("stl10", 0.8)])
+def test_jitter_brightness_is_torchvision_multiplicative_section5(recipe, brightness):
+    """ColorJitter brightness b (section 5) multiplies by a factor uniform in [1 - b, 1 + b].
+
+    On a constant gray image contrast, saturation and hue change nothing, so a jittered
+    pixel over the original is the brightness factor (torchvision's ColorJitter; kornia's
+    ColorJiggle would add the factor minus one instead).
+    """
+    size = 8
+    augment = build_augment(recipe, size, MEAN, STD)
+    images = torch.full((N, 3, size, size), 0.5)
+    torch.manual_seed(6)
+    ratio = augment.view1.jitter(images)[:, :, 3, 3] / 0.5
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-5)  # stays gray
+    factor = ratio[:, 0][(ratio[:, 0] - 1).abs() > 1e-6]
+    assert abs(factor.numel() / N - 0.8) < 0.03
+    assert factor.min() >= 1 - brightness - 1e-5 and factor.max() <= 1 + brightness + 1e-5
+    assert factor.min() < 1 - 0.95 * brightness and factor.max() > 1 + 0.95 * brightness
+    assert abs(factor.mean().item() - 1) < 0.02  # uniform: mean 1, sd b / sqrt(3)
+    assert abs(factor.std().item() - brightness / 3**0.5) < 0.02
+
+
 def test_byol_asymmetric_blur_and_solarize_E():
     """[E] BYOL recipe: blur p=1.0 / 0.1 and solarize p=0.0 / 0.2 on views 1 / 2."""
     size = 32
@@ -115,7 +137,7 @@ def test_byol_asymmetric_blur_and_solarize_E():
 
 @pytest.mark.parametrize("recipe, size", [("cifar10", 32), ("stl10", 24), ("byol", 24)])
 def test_views_shape_dtype_device_and_seed_determinism(recipe, size):
-    """Views: (B, 3, s, s) float32; same seed -> identical views, other seed -> different."""
+    """Views: (B, 3, s, s) float32; same seed or restored RNG state -> same views."""
     augment = build_augment(recipe, size, MEAN, STD)
     images = torch.randint(0, 256, (16, 3, 40, 40), dtype=torch.uint8)
     torch.manual_seed(4)
@@ -123,7 +145,11 @@ def test_views_shape_dtype_device_and_seed_determinism(recipe, size):
     torch.manual_seed(4)
     again = augment.two_views(images)
     torch.manual_seed(5)
+    state = torch.get_rng_state()  # what the loop checkpoints
     other = augment.two_views(images)
+    torch.set_rng_state(state)
+    resumed = augment.two_views(images)
+    assert all(torch.equal(a, b) for a, b in zip(other, resumed, strict=True))
     for view in first:
         assert view.shape == (16, 3, size, size)
         assert view.dtype == torch.float32 and view.device == images.device

@@ -134,8 +134,11 @@ class TrainConfig:
 
 
 def _one_line(err: Exception) -> str:
-    """OmegaConf messages span several lines (full_key, object_type...): keep the first."""
-    return str(err).strip().splitlines()[0]
+    """OmegaConf messages span several lines (full_key, object_type...): keep the first,
+    prefixed by the offending key."""
+    first = str(err).strip().splitlines()[0]
+    key = getattr(err, "full_key", None)
+    return f"{key}: {first}" if key else first
 
 
 def find_experiment(name_or_path: str | Path) -> Path:
@@ -258,3 +261,26 @@ def validate(cfg: DictConfig) -> None:
     )
     positive("eval.probe_epochs", cfg.eval.probe_epochs, integer=True)
     positive("eval.knn_k", cfg.eval.knn_k, integer=True)
+
+
+def expand_sweep(path: str | Path) -> list[tuple[Path, list[str]]]:
+    """A sweep file (``base``, ``grid`` of key -> values) -> (base config, overrides) per point.
+
+    Each point gets ``run_dir=runs/<name>-<key><value>...`` unless run_dir is in the grid.
+    Every point is validated, so a bad grid fails before any run starts.
+    """
+    import itertools
+
+    sweep = OmegaConf.to_container(OmegaConf.load(find_experiment(path)))
+    if not isinstance(sweep, dict) or "base" not in sweep or "grid" not in sweep:
+        raise ValueError(f"sweep {path} must hold 'base' (a config) and 'grid' (key: [values])")
+    base = find_experiment(sweep["base"])
+    keys = list(sweep["grid"])
+    points = []
+    for values in itertools.product(*(sweep["grid"][k] for k in keys)):
+        overrides = [f"{k}={v}" for k, v in zip(keys, values)]
+        tag = "-".join(f"{k.rsplit('.', 1)[-1]}{v}" for k, v in zip(keys, values))
+        overrides.append(f"run_dir=runs/{sweep.get('name', base.stem)}-{tag}")
+        load_config(base, overrides)
+        points.append((base, overrides))
+    return points

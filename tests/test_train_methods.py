@@ -40,12 +40,14 @@ def test_ema_target_update_equals_T1_formula():
     method = build_model(cfg)
     online = [p.detach().clone() for p in method.online_parameters()]
     target = [p.detach().clone() for p in method.target_parameters()]
-    assert any(not torch.equal(o, t) for o, t in zip(online, target))  # independent init
+    assert any(
+        not torch.equal(o, t) for o, t in zip(online, target, strict=True)
+    )  # independent init
     method.update_target()
-    for o, t, new in zip(online, target, method.target_parameters()):
+    for o, t, new in zip(online, target, method.target_parameters(), strict=True):
         torch.testing.assert_close(new, 0.9 * t + 0.1 * o, rtol=1e-6, atol=1e-7)
     copied = build_model(load_config(None, TINY + ["method.target_init=copy"]))
-    for o, t in zip(copied.online_parameters(), copied.target_parameters()):
+    for o, t in zip(copied.online_parameters(), copied.target_parameters(), strict=True):
         assert torch.equal(o, t) and not t.requires_grad
 
 

@@ -278,8 +278,8 @@ def expand_sweep(path: str | Path) -> list[tuple[Path, list[str]]]:
     keys = list(sweep["grid"])
     points = []
     for values in itertools.product(*(sweep["grid"][k] for k in keys)):
-        overrides = [f"{k}={v}" for k, v in zip(keys, values)]
-        tag = "-".join(f"{k.rsplit('.', 1)[-1]}{v}" for k, v in zip(keys, values))
+        overrides = [f"{k}={v}" for k, v in zip(keys, values, strict=True)]
+        tag = "-".join(f"{k.rsplit('.', 1)[-1]}{v}" for k, v in zip(keys, values, strict=True))
         overrides.append(f"run_dir=runs/{sweep.get('name', base.stem)}-{tag}")
         load_config(base, overrides)
         points.append((base, overrides))

@@ -241,7 +241,8 @@ def load_run(run_dir: str | Path) -> Run:
     try:
         config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
     except Exception as err:  # noqa: BLE001 - any parse failure is a corrupt file
-        raise ValueError(f"{config_path} is not valid YAML ({err}): the run is corrupt") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{config_path} is not valid YAML ({first}): the run is corrupt") from None
     if not isinstance(config, dict):
         raise ValueError(f"{config_path} does not hold a mapping: the run is corrupt")
     metrics_path = path / METRICS_FILE

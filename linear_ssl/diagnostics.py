@@ -2,9 +2,9 @@
 
 Written once against the array API (``array_api_compat``): NumPy arrays or torch tensors
 in; scalar diagnostics come back as Python floats, per-mode ones as arrays of the input's
-type. Conventions as in ``linear_ssl.predictors`` (column vectors, Wp acts as Wp @ f; [E]'s
-row-major P is our Wp^T, and every E-quantity below is invariant under that transpose
-except E3, which [E] defines on its P: we apply it to the matrix passed in).
+type. Conventions as in ``linear_ssl.predictors``: column vectors, the predictor acts as
+Wp @ f, and [E]'s row-major P is our Wp^T. Every function takes our Wp. E1, E2, E4, E5 are
+unchanged by the transpose; E3, [E]'s ||P P^T - P||_2, reads ||Wp^T Wp - Wp||_2 here.
 
 Scaling (E1-E5): the normalised loss is scale-invariant, so P is first divided by its
 spectral radius rho(P) = max_j |lambda_j(P)| (modulus, not real part: the array API has
@@ -86,13 +86,14 @@ def quasi_symmetry(P: Array) -> float:
 
 
 def quasi_orthogonality(P: Array) -> float:
-    """E3 [E]: ||Q Q^T - Q||_2 with Q = P / rho(P) (0 exactly for orthogonal projections).
+    """E3 [E]: ||Q^T Q - Q||_2 with Q = P / rho(P) (0 exactly for orthogonal projections).
 
-    E3 <= E1 + ||Q||_2 E2 (from Q Q^T - Q = Q (Q^T - Q) + (Q^2 - Q)); ||Q||_2 can exceed 1
-    for non-normal P, and then E3 > E1 + E2 is possible.
+    [E]'s ||P_E P_E^T - P_E||_2 for its row-major P_E = Q^T. E3 <= E1 + ||Q||_2 E2 (from
+    Q^T Q - Q = (Q^T - Q) Q + (Q^2 - Q)); ||Q||_2 can exceed 1 for non-normal P, and then
+    E3 > E1 + E2 is possible.
     """
     xp, Q = _normalised(P)
-    return math.nan if Q is None else _spectral_norm(xp, Q @ Q.T - Q)
+    return math.nan if Q is None else _spectral_norm(xp, Q.T @ Q - Q)
 
 
 def stable_rank(M: Array) -> float:
@@ -142,7 +143,7 @@ def edge_of_orthogonality(P: Array) -> dict[str, float]:
     return {
         "quasi_projection": _spectral_norm(xp, Q @ Q - Q),
         "quasi_symmetry": _spectral_norm(xp, Q.T - Q),
-        "quasi_orthogonality": _spectral_norm(xp, Q @ Q.T - Q),
+        "quasi_orthogonality": _spectral_norm(xp, Q.T @ Q - Q),
         "norm": top,
         "stable_rank": float(xp.sum(sv**2)) / top**2,
         "trace": float(xp.sum(xp.linalg.diagonal(Q))),

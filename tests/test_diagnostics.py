@@ -112,8 +112,18 @@ def test_E1_E2_E3_detect_each_departure():
     assert D.quasi_projection(rotation) == pytest.approx(2 * math.sin(theta / 2), abs=1e-12)
 
 
+def test_E3_is_the_E_formula_on_the_row_major_predictor():
+    """[E]'s P is our Wp^T: E3(Wp) = ||P P^T - P||_2 at P = Wp^T / rho, computed here with a
+    general eigensolver for the scale; for non-normal Wp the untransposed form differs."""
+    Wp = np.array([[1.41, 1.04, -0.13], [1.37, 0.33, 0.35], [0.9, 0.09, 0.26]])
+    P_E = Wp.T / np.abs(np.linalg.eigvals(Wp)).max()
+    reference = np.linalg.norm(P_E @ P_E.T - P_E, 2)
+    assert D.quasi_orthogonality(Wp) == pytest.approx(reference, rel=1e-10)
+    assert abs(np.linalg.norm(P_E.T @ P_E - P_E.T, 2) - reference) > 0.05
+
+
 def test_E3_bound_with_the_norm_factor_holds_on_random_non_normal_matrices():
-    """E3 <= E1 + ||Q||_2 E2 exactly (Q Q^T - Q = Q (Q^T - Q) + (Q^2 - Q))."""
+    """E3 <= E1 + ||Q||_2 E2 exactly (Q^T Q - Q = (Q^T - Q) Q + (Q^2 - Q))."""
     rng = np.random.default_rng(2)
     exceed_naive = 0
     for _ in range(60):

@@ -173,7 +173,8 @@ def alignment(F: Array, Wp: Array) -> Array:
     _same_shape("F", F, "Wp", Wp)
     V = Wp @ U
     lengths = xp.linalg.vector_norm(V, axis=0)
-    cos = xp.sum(U * V, axis=0) / lengths
+    safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
+    cos = xp.sum(U * V, axis=0) / safe
     return xp.where(lengths > 0, cos, xp.full_like(cos, math.nan))
 
 

@@ -209,6 +209,8 @@ def test_alignment_of_a_rotation_is_its_cosine():
     theta = 0.3
     Wp = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     np.testing.assert_allclose(D.alignment(np.diag([2.0, 1.0]), Wp), math.cos(theta), atol=1e-12)
+    collapsed = D.alignment(np.diag([2.0, 1.0]), np.diag([1.0, 0.0]))  # Wp u_2 = 0: undefined
+    assert collapsed[0] == 1.0 and math.isnan(collapsed[1])
 
 
 def test_asymmetry_and_commutator_closed_forms_T6():

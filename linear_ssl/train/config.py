@@ -27,7 +27,7 @@ class DataConfig:
     root: str | None = None  # directory (or zip for imagefolder); unused for embedded
     train_split: str = "train"  # stl10 pre-training: "train+unlabeled"
     test_split: str = "test"
-    eval_train_split: str | None = None  # probe training split (None: train_split)
+    eval_train_split: str = "train"  # the linear probe's training split
     download: bool = False
     cache_dir: str | None = None
     limit: int | None = None  # keep only the first `limit` training images (quick runs)

@@ -121,3 +121,38 @@ def test_lrp_rule_reads_the_cross_correlation(tmp_path):
     torch.testing.assert_close(
         trainer.method.predictor.matrix.detach(), expected, rtol=1e-4, atol=1e-5
     )
+
+
+def test_lars_step_equals_its_formula_and_skips_bn_and_bias():
+    """LARS (as BYOL): g' = g + wd w; trust = eta ||w|| / ||g'||; v = m v + trust g';
+    w -= lr v. BatchNorm/bias groups: plain momentum SGD, no decay."""
+    from linear_ssl.train.loop import LARS
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(4, 3, generator=g))
+    b = torch.nn.Parameter(torch.randn(4, generator=g))
+    w.grad, b.grad = torch.randn(4, 3, generator=g), torch.randn(4, generator=g)
+    w0, b0, gw, gb = w.detach().clone(), b.detach().clone(), w.grad.clone(), b.grad.clone()
+    opt = LARS(
+        [{"params": [w]}, {"params": [b], "lars": False, "weight_decay": 0.0}],
+        lr=0.5,
+        momentum=0.9,
+        weight_decay=0.01,
+        eta=0.02,
+    )
+    opt.step()
+    gd = gw + 0.01 * w0
+    trust = 0.02 * w0.norm() / gd.norm()
+    torch.testing.assert_close(w.detach(), w0 - 0.5 * trust * gd)
+    torch.testing.assert_close(b.detach(), b0 - 0.5 * gb)
+
+
+def test_cosine_schedule_with_warmup():
+    from linear_ssl.train.loop import lr_factor
+
+    cfg = load_config(None, ["optim.schedule=cosine", "optim.warmup_steps=10"])
+    assert lr_factor(cfg, 0, 110) == pytest.approx(0.1)
+    assert lr_factor(cfg, 9, 110) == pytest.approx(1.0)
+    assert lr_factor(cfg, 60, 110) == pytest.approx(0.5)
+    assert lr_factor(cfg, 110, 110) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(load_config(None, []), 50, 110) == 1.0

@@ -27,10 +27,11 @@ class DataConfig:
     root: str | None = None  # directory (or zip for imagefolder); unused for embedded
     train_split: str = "train"  # stl10 pre-training: "train+unlabeled"
     test_split: str = "test"
+    test_root: str | None = None  # where the evaluation splits live (None: root)
     eval_train_split: str = "train"  # the linear probe's training split
     download: bool = False
     cache_dir: str | None = None
-    limit: int | None = None  # keep only the first `limit` training images (quick runs)
+    limit: int | None = None  # train on a fixed random subset of this size (quick runs)
 
 
 @dataclass

@@ -37,6 +37,15 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
+def subset(x: torch.Tensor, limit: int | None) -> torch.Tensor:
+    """A fixed random subset of ``limit`` rows (the same for every seed; files are often
+    sorted by class, so the first rows would be one class), in their original order."""
+    if limit is None or limit >= x.shape[0]:
+        return x
+    keep = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:limit]
+    return x[keep.sort().values]
+
+
 def resolve_device(name: str) -> torch.device:
     """ "auto" -> cuda when available, else mps, else cpu; anything else as given."""
     if name == "auto":
@@ -181,8 +190,7 @@ class Trainer:
         train_set = load_dataset(
             d.name, d.root, d.train_split, download=d.download, cache_dir=d.cache_dir
         )
-        images = train_set.images if d.limit is None else train_set.images[: d.limit]
-        self.images = images.to(self.device)
+        self.images = subset(train_set.images, d.limit).to(self.device)
         self.steps_per_epoch = self.images.shape[0] // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
@@ -441,8 +449,9 @@ def evaluate_run(
     """``linear-ssl eval RUN``: linear probe + kNN of the run's backbone -> eval.json.
 
     Uses the newest checkpoint (or ``checkpoint``), the config's data set with its
-    ``eval_train_split`` / ``test_split``, the eval transform of its augment recipe and
-    ``eval.probe_epochs`` / ``eval.knn_k`` unless given. ``*_limit`` keep the first images.
+    ``eval_train_split`` / ``test_split`` (under ``data.test_root`` when set), the eval
+    transform of its augment recipe and ``eval.probe_epochs`` / ``eval.knn_k`` unless
+    given. ``*_limit`` keep a fixed random subset (``subset``).
     """
     run_dir = Path(run_dir).expanduser()
     cfg = load_run_config(run_dir)
@@ -455,9 +464,9 @@ def evaluate_run(
     d = cfg.data
     sets = []
     for split, limit in ((d.eval_train_split, train_limit), (d.test_split, test_limit)):
-        s = load_dataset(d.name, d.root, split, download=d.download, cache_dir=d.cache_dir)
-        if limit is not None:
-            s.images, s.labels = s.images[:limit], s.labels[:limit]
+        root = d.test_root if d.test_root is not None and split == d.test_split else d.root
+        s = load_dataset(d.name, root, split, download=d.download, cache_dir=d.cache_dir)
+        s.images, s.labels = subset(s.images, limit), subset(s.labels, limit)
         sets.append(s.to(dev))
     mean, std = dataset_stats(d.name)
     augment = build_augment(cfg.augment.recipe, cfg.augment.image_size, mean, std)

@@ -12,6 +12,11 @@ The residual of T1 is E = -Wp W (X+X') + Wa X, and
 below evaluate the quantities the theorems are about (T2 balancing, T3's H, T6's K and
 commutator, T6's fixed predictor) along a trajectory, vectorised over leading axes.
 ``integrate_scalar`` is T4's scalar system ([T] Fig. 10).
+
+Started aligned (A1-A3: X = I, X' = sigma2 I, Wa = tau W per eigendirection, symmetric Wp
+sharing F's eigenvectors), both the symmetrised (T5) and the plain predictor update stay
+aligned and reproduce T7 mode by mode (Wp F is then symmetric, so symmetrising changes
+nothing); off alignment they differ (T6 is stated for the symmetrised one).
 """
 
 from __future__ import annotations
@@ -206,7 +211,7 @@ def integrate(
     predictor: str | PredictorRule | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-10,
-    method: str = "RK45",
+    method: str = "DOP853",
     **rule_params,
 ) -> MatrixSolution:
     """Integrate the matrix flow T1 from (W0, Wp0, Wa0) at t[0], reporting it at each t.
@@ -222,8 +227,9 @@ def integrate(
     callable (F, C_to) -> Wp. Wp is then not integrated: at every instant
     Wp = rule(W (X+X') W^T, Wa X W^T) (the exact C_oo and C_to) while W and Wa follow T1;
     Wp0 is ignored (may be None).
-    rtol, atol, method: passed to scipy.integrate.solve_ivp. Raises FloatingPointError when
-    the state turns non-finite (the flow diverged).
+    rtol, atol, method: passed to scipy.integrate.solve_ivp (DOP853 by default: fewer rhs
+    evaluations than RK45 at these tolerances, benchmarks/bench_matrix.py).
+    Raises FloatingPointError when the state turns non-finite (the flow diverged).
     """
     W0 = _matrix("W0", W0)
     n2, n1 = W0.shape

@@ -1,0 +1,92 @@
+"""The notebooks run top to bottom in a fresh kernel (fast mode) and their numbers are right.
+
+Each notebook is executed with nbclient in a temporary working directory, in a kernel of
+this very interpreter (a kernelspec written to a temporary JUPYTER_PATH), with
+LINEAR_SSL_NOTEBOOK_FAST=1. Its last cell prints a JSON summary; each test checks that
+summary against a direct computation of the theory it illustrates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+from linear_ssl.theory import Hyper, modes  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+KERNEL = "linear-ssl-test"
+TIMEOUT_S = 240  # per cell
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment whose JUPYTER_PATH offers a kernel running sys.executable."""
+    jupyter = tmp_path_factory.mktemp("jupyter")
+    spec = jupyter / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "linear_ssl tests", "language": "python"})
+    )
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        "JUPYTER_PATH": str(jupyter),
+        "PYTHONPATH": path,  # the package, installed or not
+        "LINEAR_SSL_NOTEBOOK_FAST": "1",
+        "OMP_NUM_THREADS": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+
+
+def execute(name: str, workdir: Path, env: dict[str, str], monkeypatch) -> tuple[object, dict]:
+    """Run notebook `name` in `workdir`; return it (with outputs) and its JSON summary."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        timeout=TIMEOUT_S,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    text = "".join(o.get("text", "") for o in last.outputs if o.output_type == "stream")
+    return nb, json.loads(text.strip().splitlines()[-1])
+
+
+def images(nb) -> int:
+    """Number of inline PNG figures the executed notebook shows."""
+    return sum(
+        "image/png" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+
+
+def test_01_eigenmode_flow_basin_edge_is_T9_p_minus(tmp_path, kernel_env, monkeypatch):
+    """T9: the basin edge the notebook finds by simulation is p-, its survivors end at p+;
+    T8's invariant holds to integrator tolerance; T11: larger alpha_p shrinks the basin and
+    larger eta widens it."""
+    nb, summary = execute("01_eigenmode_flow.ipynb", tmp_path, kernel_env, monkeypatch)
+    assert images(nb) >= 4
+    h = Hyper(alpha_p=summary["alpha_p"], eta=summary["eta"])
+    p_minus, p_plus = modes.fixed_points(h)
+    assert summary["basin_edge"] == pytest.approx(float(p_minus), abs=1e-4)
+    assert summary["p_plus_simulated"] == pytest.approx(float(p_plus), rel=1e-5)
+    assert summary["t8_drift"] < 1e-6
+    frac = summary["collapsed_fraction"]
+    for eta in ("0.02", "0.1", "0.2"):
+        assert frac[f"4,{eta}"] < frac[f"0.5,{eta}"]
+    for alpha in ("0.5", "1", "4"):
+        assert frac[f"{alpha},0.02"] < frac[f"{alpha},0.2"]

@@ -170,8 +170,8 @@ def phase_portrait_data(
         (1.4, 1.2),
         (0.0, 1.2),
     ),
-    t_end: float = 30.0,
-    points: int = 300,
+    t_end: float = 150.0,
+    points: int = 600,
 ) -> list[PhasePortrait]:
     """[T] Fig. 3: T7's (p, s) field at tau = 1 (SimSiam), its fixed points (T9) and orbits.
 
@@ -248,10 +248,7 @@ def draw_phase_portrait(panels: list[PhasePortrait]) -> Figure:
                 pp[keep], par[keep], color=OKABE_ITO[2], lw=2
             )
             for _, tr in d.trajectories.groupby("start"):
-                inside = tr.p.between(d.p[0], d.p[-1]) & tr.s.between(d.s[0], d.s[-1])
-                (legend["T7 orbits (x: start)"],) = ax.plot(
-                    tr.p[inside], tr.s[inside], color=OKABE_ITO[0], lw=1.2
-                )
+                (legend["T7 orbits (x: start)"],) = ax.plot(tr.p, tr.s, color=OKABE_ITO[0], lw=1.2)
                 ax.plot(tr.p.iloc[0], tr.s.iloc[0], "x", color=OKABE_ITO[0], ms=5)
             for kind, seg in d.fixed_lines.groupby("kind", sort=False):
                 for _, piece in seg.groupby("segment", sort=False):
@@ -735,12 +732,12 @@ def draw_scalar_system(traj: pd.DataFrame) -> Figure:
         fig, (ax, axt) = plt.subplots(1, 2, figsize=(9, 3.6))
         ax.axhline(
             wp_star,
-            color=OKABE_ITO[1],
-            lw=2.4,
+            color="0.55",
+            lw=3,
             zorder=1,
             label=f"fixed: $w_p = l_d/l_s$ = {wp_star:g}, $w = w_a$",
         )
-        ax.axvline(0.0, color=OKABE_ITO[2], lw=2.4, zorder=1, label="fixed: $w = w_a = 0$")
+        ax.axvline(0.0, color="0.55", lw=3, ls="--", zorder=1, label="fixed: $w = w_a = 0$")
         for j, (_, g) in enumerate(traj.groupby("start")):
             colour = OKABE_ITO[j % len(OKABE_ITO)]
             ax.plot(g.w, g.wp, color=colour, lw=1.1)

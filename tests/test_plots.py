@@ -19,7 +19,7 @@ def t7_closed_form(alpha_p, eta, sigma2, tau, p, s):
 
 @pytest.fixture(scope="module")
 def portraits():
-    return plots.phase_portrait_data(grid=9, points=60, t_end=10.0)
+    return plots.phase_portrait_data(grid=9, points=61)
 
 
 def test_fig3_fixed_points_are_T9s(portraits):
@@ -62,6 +62,7 @@ def test_fig3_field_and_orbits_are_T7(portraits):
         np.testing.assert_allclose(d.dp, dp, atol=1e-12)
         np.testing.assert_allclose(d.ds, ds, atol=1e-12)
         for _, tr in d.trajectories.groupby("start"):  # T8: s = p^2/alpha_p + e^{-2 eta t} c
+            assert np.all(np.isfinite(tr[["p", "s"]]))
             c0 = tr.s.iloc[0] - tr.p.iloc[0] ** 2 / d.h.alpha_p
             predicted = tr.p**2 / d.h.alpha_p + np.exp(-2 * d.h.eta * tr.t) * c0
             np.testing.assert_allclose(tr.s, predicted, atol=1e-5)

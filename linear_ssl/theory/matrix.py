@@ -30,7 +30,7 @@ from scipy.integrate import solve_ivp
 from linear_ssl import predictors
 from linear_ssl.theory.params import Hyper
 
-PredictorRule = Callable[[np.ndarray, np.ndarray], np.ndarray]
+RuleFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 __all__ = [
     "MatrixSolution",
@@ -181,7 +181,7 @@ class MatrixSolution:
         return self.Wa @ self.X @ np.swapaxes(self.W, -1, -2)
 
 
-def _resolve_predictor(predictor, rule_params: dict) -> PredictorRule | None:
+def _resolve_predictor(predictor, rule_params: dict) -> RuleFunction | None:
     if predictor is None:
         if rule_params:
             raise ValueError(
@@ -208,7 +208,7 @@ def integrate(
     Xp=None,
     stop_grad: bool = True,
     symmetric: bool = False,
-    predictor: str | PredictorRule | None = None,
+    predictor: str | RuleFunction | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     method: str = "DOP853",

@@ -54,6 +54,8 @@ def test_short_names_and_paths_find_the_same_experiment():
 def test_dotted_overrides_reach_the_schema():
     cfg = load_config("smoke", ["optim.lr=0.05", "predictor.params.eps=0.01", "seed=3"])
     assert cfg.optim.lr == 0.05 and cfg.predictor.params.eps == 0.01 and cfg.seed == 3
+    cfg = load_config("smoke", ["predictor.rule=lrp", "predictor.params={reg: 0.01}"])
+    assert dict(cfg.predictor.params) == {"reg": 0.01}  # a mapping replaces the file's
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from linear_ssl.runs import load_run  # noqa: E402
-from linear_ssl.train import NonFiniteLossError, load_config, resume, train  # noqa: E402
+from linear_ssl.train import (  # noqa: E402
+    NonFiniteLossError,
+    evaluate_run,
+    load_config,
+    resume,
+    train,
+    train_from_cli,
+)
 from linear_ssl.train.loop import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +155,11 @@ def test_huge_learning_rate_stops_with_a_non_finite_loss(tmp_path):
 def test_missing_or_corrupt_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.yaml"):
         resume(tmp_path / "nothing")
-    run = train(load_config(None, [*TINY, "max_steps=3", f"run_dir={tmp_path / 'run'}"]))
+    run = train_from_cli("smoke", [*TINY, "max_steps=3", f"run_dir={tmp_path / 'run'}"])
+    results = evaluate_run(run, probe_epochs=1, knn_k=5, train_limit=100, test_limit=50)
+    assert load_run(run).eval == json.loads(json.dumps(results))  # eval.json, plain JSON
+    assert results["step"] == 3 and results["test_images"] == 50
+    assert 0 <= results["probe_final"] <= 100 and len(results["probe_per_epoch"]) == 1
     with pytest.raises(ValueError, match="not empty"):
         train(load_config(None, [*TINY, "max_steps=3", f"run_dir={run}"]))
     for ckpt in (run / "checkpoints").glob("*.pt"):

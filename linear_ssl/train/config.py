@@ -165,8 +165,10 @@ def load_config(
 ) -> DictConfig:
     """Schema defaults <- YAML file (path or experiment name) <- overrides, validated.
 
-    ``overrides`` is a list of dotted ``key=value`` strings or a (nested) dict. A key not
-    in the schema raises a one-line ValueError; so does an invalid value.
+    ``overrides`` is a list of dotted ``key=value`` strings or a (nested) dict. A mapping
+    value replaces the whole entry (``predictor.params={reg: 0.01}`` drops the file's
+    eps), any other value merges. A key not in the schema raises a one-line ValueError;
+    so does an invalid value.
     """
     cfg = OmegaConf.structured(TrainConfig)
     try:
@@ -178,7 +180,14 @@ def load_config(
             bad = [o for o in overrides if "=" not in o]
             if bad:
                 raise ValueError(f"override {bad[0]!r} is not key=value (e.g. optim.lr=0.05)")
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+            for item in overrides:
+                key, value = item.split("=", 1)
+                if value.lstrip().startswith("{"):  # a whole mapping replaces, not merges
+                    if OmegaConf.select(cfg, key) is None:
+                        raise ValueError(f"override {item!r}: {key} is not a config key")
+                    OmegaConf.update(cfg, key, OmegaConf.create(value), merge=False)
+                else:
+                    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
     except OmegaConfBaseException as err:
         raise ValueError(f"invalid config: {_one_line(err)}") from None
     validate(cfg)

@@ -1,0 +1,127 @@
+"""The `linear-ssl` command: simulate | train | eval | figures | compare | main.
+
+Each subcommand imports what it needs when it runs, so the theory subcommands work
+without the torch extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """Integrate the eigen-mode flow T7 and print (or save) a tidy table."""
+    import numpy as np
+    import pandas as pd
+
+    from linear_ssl.theory import Hyper, modes
+
+    h = Hyper(alpha_p=args.alpha_p, beta=args.beta, eta=args.eta, sigma2=args.sigma2)
+    p0 = np.asarray(args.p0, dtype=float)
+    s0 = np.asarray(args.s0, dtype=float)
+    if p0.shape != s0.shape:
+        raise ValueError(f"--p0 has {p0.size} values but --s0 has {s0.size}: give one s0 per p0")
+    t = np.linspace(0.0, args.t_end, args.points)
+    sol = modes.integrate(h, p0, s0, t, tau0=args.tau0)
+    table = pd.concat(
+        [
+            pd.DataFrame(
+                {"t": sol.t, "mode": j, "p": sol.p[:, j], "s": sol.s[:, j], "tau": sol.tau[:, j]}
+            )
+            for j in range(p0.size)
+        ],
+        ignore_index=True,
+    )
+    p_minus, p_plus = modes.fixed_points(h, tau=1.0)
+    print(f"{h}\nT9 fixed points at tau=1: p- = {p_minus:.6g}, p+ = {p_plus:.6g}")
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    else:
+        print(table.groupby("mode").tail(1).to_string(index=False))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train from an experiment config plus dotted overrides; print the run directory."""
+    from linear_ssl.train import resume, train_from_cli
+
+    if args.resume:
+        run_dir = resume(args.resume)
+    else:
+        run_dir = train_from_cli(args.config, args.overrides)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """Linear probe and kNN of a run's backbone (theory.md section 5); writes RUN/eval.json."""
+    from linear_ssl.train import evaluate_run
+
+    results = evaluate_run(
+        args.run,
+        probe_epochs=args.probe_epochs,
+        knn_k=args.knn_k,
+        device=args.device,
+        progress=True,
+    )
+    print(
+        f"step {results['step']}: linear probe {results['probe_final']:.2f}% "
+        f"(best {results['probe_best']:.2f}%), kNN {results.get('knn', float('nan')):.2f}% "
+        f"-> {Path(args.run) / 'eval.json'}"
+    )
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linear-ssl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="integrate the eigen-mode flow T7 of linear BYOL")
+    sim.add_argument("--alpha-p", type=float, default=1.0)
+    sim.add_argument("--beta", type=float, default=None, help="EMA rate; omit for SimSiam")
+    sim.add_argument("--eta", type=float, default=0.01)
+    sim.add_argument("--sigma2", type=float, default=0.0)
+    sim.add_argument("--p0", type=float, nargs="+", default=[0.1, 0.5, 1.0])
+    sim.add_argument("--s0", type=float, nargs="+", default=[0.5, 0.5, 0.5])
+    sim.add_argument("--tau0", type=float, default=1.0)
+    sim.add_argument("--t-end", type=float, default=50.0)
+    sim.add_argument("--points", type=int, default=201)
+    sim.add_argument("--out", type=Path, default=None, help="write the table as CSV")
+    sim.set_defaults(func=_simulate)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a ResNet BYOL-family model, recording spectra",
+        description="linear-ssl train CONFIG [key=value ...]; CONFIG is a YAML path or a "
+        "name under experiments/ (smoke, cifar10/directpred, ...); run_dir=PATH picks the "
+        "run directory.",
+    )
+    tr.add_argument("config", nargs="?", default="smoke")
+    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=0.05")
+    tr.add_argument("--resume", type=Path, default=None, metavar="RUN", help="resume a run")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="linear probe and kNN of a trained run")
+    ev.add_argument("run", type=Path)
+    ev.add_argument("--probe-epochs", type=int, default=None)
+    ev.add_argument("--knn-k", type=int, default=None)
+    ev.add_argument("--device", default=None)
+    ev.set_defaults(func=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"linear-ssl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

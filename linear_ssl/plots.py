@@ -312,16 +312,17 @@ def parabola_flow_data(
         for root in sorted(zeros):
             kind = _classify(lambda x, h=h: modes.parabola_flow(h, x, tau), root)
             fixed.append((eta, root, kind))
-    return (
-        pd.concat(curves, ignore_index=True),
-        pd.DataFrame(fixed, columns=["eta", "p", "kind"]),
-    )
+    curves = pd.concat(curves, ignore_index=True)
+    threshold = float(modes.collapse_threshold(Hyper(alpha_p=alpha_p, sigma2=sigma2), tau))
+    curves.attrs.update(tau=tau, alpha_p=alpha_p, sigma2=sigma2, threshold=threshold)
+    return curves, pd.DataFrame(fixed, columns=["eta", "p", "kind"])
 
 
-def draw_parabola_flow(data: tuple[pd.DataFrame, pd.DataFrame], tau: float = 1.0) -> Figure:
+def draw_parabola_flow(data: tuple[pd.DataFrame, pd.DataFrame]) -> Figure:
     """Draw [T] Fig. 4: dp/dt vs p with fixed points (filled stable, open unstable)."""
     curves, fixed = data
     etas = curves.eta.unique()
+    a = curves.attrs
     with style():
         fig, axes = plt.subplots(1, len(etas), figsize=(3.2 * len(etas), 2.9), squeeze=False)
         for ax, eta in zip(axes[0], etas, strict=True):
@@ -342,17 +343,18 @@ def draw_parabola_flow(data: tuple[pd.DataFrame, pd.DataFrame], tau: float = 1.0
                     clip_on=False,
                     label=kind,
                 )
+            bound = r"$\tau^2/(4(1+\sigma^2))$"
             if eta == 0:
                 regime = "$\\eta$ = 0"
-            elif eta <= tau**2 / 4:
-                regime = f"0 < $\\eta$ = {eta:g} < $\\tau^2/4$"
+            elif eta <= a["threshold"]:
+                regime = f"0 < $\\eta$ = {eta:g} < {bound}"
             else:
-                regime = f"$\\eta$ = {eta:g} > $\\tau^2/4$: all collapse"
+                regime = f"$\\eta$ = {eta:g} > {bound}: all collapse"
             ax.set(title=regime, xlabel="$p$", ylabel="$dp/dt$ (per unit flow time)")
             ax.legend(loc="lower left")
         fig.suptitle(
-            r"[T] Fig. 4: T9 fixed points, $dp/dt = p^2(\tau - p) - \eta p$, "
-            f"$\\tau$ = {tau:g}, $\\sigma^2$ = 0"
+            r"[T] Fig. 4: T9 fixed points, $dp/dt = p^2(\tau - (1+\sigma^2)p) - \eta p$, "
+            f"$\\tau$ = {a['tau']:g}, $\\sigma^2$ = {a['sigma2']:g}"
         )
         fig.tight_layout()
     return fig

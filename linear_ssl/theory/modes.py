@@ -39,14 +39,14 @@ _ERROR_EXPONENT = -1.0 / (RK45.error_estimator_order + 1)
 # --- T7 -----------------------------------------------------------------------------------
 
 
-def _t7(h: Hyper, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _t7(h: Hyper, y: np.ndarray, out: np.ndarray, tau=1.0) -> np.ndarray:
     """T7's right-hand sides of the stacked states y = (p, s[, tau]), written into out.
 
-    Rows (p, s) are SimSiam's system (tau == 1), rows (p, s, tau) BYOL's. In-place ufuncs
-    keep `integrate` fast; `rhs` is the readable entry point.
+    Rows (p, s) are the system at fixed tau (SimSiam: tau == 1), rows (p, s, tau) BYOL's.
+    In-place ufuncs keep `integrate` fast; `rhs` is the readable entry point.
     """
     p, s = y[0], y[1]
-    tau = y[2] if y.shape[0] == 3 else 1.0
+    tau = y[2] if y.shape[0] == 3 else tau
     g = np.multiply(p, -(1.0 + h.sigma2))
     g += tau  # g = tau - (1 + sigma2) p
     d = np.multiply(p, g)
@@ -65,11 +65,16 @@ def _t7(h: Hyper, y: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def rhs(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0):
-    """T7: (dp/dt, ds/dt, dtau/dt) of each mode, broadcast; dtau/dt is 0 for SimSiam."""
+    """T7: (dp/dt, ds/dt, dtau/dt) of each mode, broadcast.
+
+    SimSiam (h.beta None): tau is held where given (1 for SimSiam proper) and dtau/dt = 0.
+    """
     p, s, tau = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (p, s, tau)))
-    y = np.stack([x.ravel() for x in ((p, s) if h.simsiam else (p, s, tau))])
-    dy = _t7(h, y, np.empty_like(y)).reshape(-1, *p.shape)
-    return dy[0], dy[1], np.zeros_like(p) if h.simsiam else dy[2]
+    if h.simsiam:
+        dy = _t7(h, np.stack([p.ravel(), s.ravel()]), np.empty((2, p.size)), tau.ravel())
+        return dy[0].reshape(p.shape), dy[1].reshape(p.shape), np.zeros(p.shape)
+    dy = _t7(h, np.stack([p.ravel(), s.ravel(), tau.ravel()]), np.empty((3, p.size)))
+    return dy[0].reshape(p.shape), dy[1].reshape(p.shape), dy[2].reshape(p.shape)
 
 
 def tau_rhs(h: Hyper, p: ArrayLike, tau: ArrayLike) -> np.ndarray:

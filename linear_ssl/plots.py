@@ -105,11 +105,6 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     return paths
 
 
-def _hyper_text(h: Hyper) -> str:
-    beta = "SimSiam" if h.beta is None else f"$\\beta$={h.beta:g}"
-    return f"$\\alpha_p$={h.alpha_p:g}, {beta}, $\\eta$={h.eta:g}, $\\sigma^2$={h.sigma2:g}"
-
-
 def _classify(flow: Callable[[np.ndarray], np.ndarray], x: float, dx: float = 1e-4) -> str:
     """Stability of a zero x of a 1-D flow dx/dt = flow(x) from the sign of flow beside it."""
     left, right = flow(np.array([x - dx, x + dx]))

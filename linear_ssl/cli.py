@@ -75,6 +75,46 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figures(args: argparse.Namespace) -> int:
+    """Regenerate the theory figures (and, with --run, the run's figures) as PNG + PDF."""
+    from linear_ssl.plots import theory_figures
+
+    paths = [] if args.no_theory else theory_figures(out_dir=args.out, fast=args.fast)
+    for run in args.run:
+        from linear_ssl.plots_runs import run_figures
+
+        paths += run_figures(run, Path(args.out) / Path(run).name)
+    print(f"wrote {len(paths)} files into {args.out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Seed the T7 flow from a run, print the agreement table, draw the overlay."""
+    from linear_ssl.compare import compare_cli
+
+    return compare_cli(args.run, out_dir=args.out)
+
+
+def _main_job(args: argparse.Namespace) -> int:
+    """The newcomer's main job: theory figures, a short DirectPred run, its overlay."""
+    from linear_ssl.compare import compare_cli
+    from linear_ssl.plots import theory_figures
+    from linear_ssl.plots_runs import run_figures
+    from linear_ssl.train import train_from_cli
+
+    out = Path(args.out)
+    print("1/3 theory figures ([T] Figs. 3-5, 7-10, [E] Fig. 2 analogue)")
+    theory_figures(out_dir=out, fast=args.fast)
+    print("2/3 BYOL + DirectPred on the embedded CIFAR-10 subset, recording spectra")
+    overrides = [f"run_dir={args.run_dir}", *args.overrides]
+    run_dir = train_from_cli("smoke", overrides)
+    print(f"3/3 the T7 flow seeded from {run_dir}, drawn over what it measured")
+    run_figures(run_dir, out / "run")
+    status = compare_cli(run_dir, out_dir=out / "run")
+    print(f"figures in {out}/, the run in {run_dir}/")
+    return status
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linear-ssl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +150,25 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--knn-k", type=int, default=None)
     ev.add_argument("--device", default=None)
     ev.set_defaults(func=_eval)
+
+    fig = sub.add_parser("figures", help="regenerate the paper figures (PNG + PDF)")
+    fig.add_argument("--out", type=Path, default=Path("paper_figures/out"))
+    fig.add_argument("--run", type=Path, action="append", default=[], help="add a run's figures")
+    fig.add_argument("--fast", action="store_true", help="smaller grids (a quick look)")
+    fig.add_argument("--no-theory", action="store_true", help="only the --run figures")
+    fig.set_defaults(func=_figures)
+
+    cmp_ = sub.add_parser("compare", help="theory seeded from a run, over what it measured")
+    cmp_.add_argument("run", type=Path)
+    cmp_.add_argument("--out", type=Path, default=None, help="figure folder (default RUN/figures)")
+    cmp_.set_defaults(func=_compare)
+
+    job = sub.add_parser("main", help="theory figures + a short DirectPred run + its overlay")
+    job.add_argument("--out", type=Path, default=Path("paper_figures/out"))
+    job.add_argument("--run-dir", type=Path, default=Path("runs/main"))
+    job.add_argument("--fast", action="store_true", help="smaller theory grids")
+    job.add_argument("overrides", nargs="*", help="overrides of the smoke config")
+    job.set_defaults(func=_main_job)
     return parser
 
 

@@ -630,6 +630,7 @@ def compare_cli(run_dir: str | Path, out_dir: str | Path | None = None) -> int:
     out_dir default RUN/figures/. Returns 0, or 1 with a one-line error on stderr.
     """
     from linear_ssl import plots_runs
+    from linear_ssl.plots import save_figure
 
     try:
         comparison = compare_run(run_dir)
@@ -639,7 +640,7 @@ def compare_cli(run_dir: str | Path, out_dir: str | Path | None = None) -> int:
     print(comparison.to_markdown())
     out = Path(out_dir) if out_dir is not None else comparison.run.path / "figures"
     fig = plots_runs.draw_overlay(plots_runs.overlay_data(comparison))
-    paths = plots_runs.save(fig, out / "overlay")
+    paths = save_figure(fig, out, "overlay")
     print("\n" + "\n".join(f"wrote {p}" for p in paths))
     return 0
 

@@ -42,7 +42,9 @@ __all__ = [
     "e_fig1_data",
     "e_fig3_data",
     "overlay_data",
+    "RUN_FIGURES",
     "run_figures",
+    "script_main",
     "run_label",
     "run_title",
     "t_fig2_data",
@@ -350,6 +352,16 @@ def draw_overlay(data: dict[str, Any]) -> Figure:
 # --------------------------------------------------------------------------- all of them
 
 
+#: name -> (data function, draw function, how many runs it takes: 1 or "many" / 2)
+RUN_FIGURES: dict[str, tuple[Any, Any, int | str]] = {
+    "run_t_fig2": (t_fig2_data, draw_t_fig2, 1),
+    "run_t_fig6": (t_fig6_data, draw_t_fig6, "many"),
+    "run_e_fig1": (e_fig1_data, draw_e_fig1, 1),
+    "run_e_fig3": (e_fig3_data, draw_e_fig3, 2),
+    "run_overlay": (overlay_data, draw_overlay, 1),
+}
+
+
 def run_figures(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Every run-based figure the run's records allow, as PNG + PDF in out_dir (default
     RUN/figures): run_t_fig2, run_t_fig6, run_e_fig1, run_e_fig3, run_overlay."""
@@ -357,18 +369,41 @@ def run_figures(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
     out = Path(out_dir) if out_dir is not None else run.path / "figures"
     if len(run.spectra.steps) == 0:
         raise ValueError(f"{run.path} has no spectra records: train with record.every > 0")
-    figures = {
-        "run_t_fig2": (t_fig2_data, draw_t_fig2, (run,)),
-        "run_t_fig6": (t_fig6_data, draw_t_fig6, ([run],)),
-        "run_e_fig1": (e_fig1_data, draw_e_fig1, (run,)),
-        "run_e_fig3": (e_fig3_data, draw_e_fig3, (run,)),
-        "run_overlay": (overlay_data, draw_overlay, (run,)),
-    }
     paths: list[Path] = []
-    for name, (data_fn, draw_fn, args) in figures.items():
+    for name, (data_fn, draw_fn, count) in RUN_FIGURES.items():
         try:
-            data = data_fn(*args)
+            data = data_fn([run] if count != 1 else run)
         except ValueError:
             continue  # the run does not record what this figure needs
         paths += save_figure(draw_fn(data), out, name)
     return paths
+
+
+def script_main(name: str, argv: Sequence[str] | None = None) -> int:
+    """Entry of paper_figures/NAME.py: ``NAME.py RUN [RUN ...] [--out DIR]``.
+
+    Default out: paper_figures/out. Prints the written paths; returns 0, or 1 with a
+    one-line error on stderr.
+    """
+    import argparse
+    import sys
+
+    data_fn, draw_fn, count = RUN_FIGURES[name]
+    parser = argparse.ArgumentParser(prog=f"{name}.py", description=f"draw {name} from runs")
+    parser.add_argument("runs", nargs="+" if count != 1 else 1, help="run directory")
+    parser.add_argument("--labels", nargs="*", help="legend labels, one per run")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "paper_figures" / "out")
+    )
+    args = parser.parse_args(argv)
+    try:
+        if count == 1:
+            data = data_fn(args.runs[0])
+        else:
+            data = data_fn(args.runs, labels=args.labels)
+        paths = save_figure(draw_fn(data), args.out, name)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return 1
+    print("\n".join(str(p) for p in paths))
+    return 0

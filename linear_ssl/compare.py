@@ -66,7 +66,8 @@ __all__ = [
 FlowKind = Literal["auto", "t7", "rule"]
 
 LOST_THRESHOLD = 1e-3
-"""A mode is lost (collapsed) when its s_j falls below this fraction of the largest s_k."""
+"""A mode is lost (collapsed) when its s_j falls below this fraction of the largest s_k
+among the compared modes at the last record (measured and predicted alike)."""
 
 QUANTITIES = ("s", "p", "tau")
 
@@ -308,23 +309,6 @@ def _lost(s: np.ndarray, threshold: float) -> np.ndarray:
     return ~(s >= threshold * top)
 
 
-def _integrate_t7(h: Hyper, seed: Seed, t: np.ndarray) -> ModeSolution:
-    """T7 for every seeded mode (``modes.integrate``); trajectories the vectorised solver
-    gives up on are solved again one at a time (a workaround: see the module notes)."""
-    tau0 = 1.0 if h.simsiam else seed.tau
-    sol = theory_modes.integrate(h, seed.p, seed.s, t, tau0, on_failure="ignore")
-    if sol.all_ok:
-        return sol
-    p, s, tau, ok = sol.p.copy(), sol.s.copy(), sol.tau.copy(), sol.ok.copy()
-    for j in np.flatnonzero(~sol.ok):
-        one = theory_modes.integrate(
-            h, seed.p[j], seed.s[j], t, 1.0 if h.simsiam else seed.tau[j], on_failure="ignore"
-        )
-        p[:, j], s[:, j], tau[:, j], ok[j] = one.p, one.s, one.tau, one.ok
-    t_fail = np.where(ok, np.nan, sol.t_fail)
-    return ModeSolution(t, p, s, tau, ok, t_fail, sol.n_steps)
-
-
 def _collapse_t9(h: Hyper, seed: Seed) -> np.ndarray:
     """T9's collapse basin at the seeded tau: p_j < p_-(tau_j), or no p_- at all (eta past
     the threshold tau^2 / (4 (1 + sigma2)), or tau <= 0). Exact on the parabola with tau
@@ -350,9 +334,11 @@ def _offdiag_fraction(matrix: np.ndarray) -> float:
 
 
 def _network_note(config: dict[str, Any]) -> str:
-    model = config.get("model") or {}
-    if config.get("theory", {}).get("linear_model"):
+    model = config.get("model")
+    if (config.get("theory") or {}).get("linear_model"):
         return "linear model (A1-A3 testable; data X = I, X' = sigma2 I)"
+    if not model:
+        return "not a linear-model run and no model config: A1-A3 are not guaranteed"
     depth = model.get("depth", "?")
     return (
         f"non-linear network (ResNet-{depth}, projector {model.get('projector_hidden', '?')}"
@@ -376,7 +362,8 @@ def compare_run(
     "auto" (rule for closed-form predictors, else t7). sigma2: X' = sigma2 I for the seed
     conversion and the flow (None: the run config's theory.sigma2, else 0). convention: T1's
     ("torch" default, or "paper"). lost_threshold: a mode is lost when its s_j is below
-    this fraction of the largest s_k at the last record (measured and predicted alike).
+    this fraction of the largest s_k of the compared modes at the last record (measured
+    and predicted alike; ``LOST_THRESHOLD``).
     """
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     sigma2 = _sigma2_of(run, sigma2)
@@ -415,7 +402,8 @@ def compare_run(
         flow_name = f"rule:{rule.name}"
         ok = sol_all.all_ok
     else:
-        sol = _integrate_t7(h, seed, t)
+        tau0 = 1.0 if h.simsiam else seed.tau
+        sol = theory_modes.integrate(h, seed.p, seed.s, t, tau0, on_failure="ignore")
         pred = {"s": sol.s, "p": sol.p, "tau": sol.tau}
         flow_name = "t7"
         ok = sol.all_ok

@@ -115,3 +115,43 @@ def test_02_matrix_vs_modes_vs_sgd_T1_T2_T6_T7(tmp_path, kernel_env, monkeypatch
         < 0.5 * cases["unaligned start"]["commutator_start"]
     )
     assert summary["t6_ratio"] <= 1.0 + 1e-3
+
+
+def test_04_theory_vs_trained_network_table_covers_every_recorded_mode(
+    tmp_path, kernel_env, monkeypatch
+):
+    """The bridge on a real (tiny) run: T1's map of the run's own config; a table row per
+    (record step from t0, usable mode, quantity) read from the run's spectra records; the
+    closed loop on the linear model agrees with T7."""
+    pytest.importorskip("torch")
+    from linear_ssl.runs import load_run
+
+    nb, summary = execute("04_theory_vs_trained_network.ipynb", tmp_path, kernel_env, monkeypatch)
+    assert images(nb) >= 3
+    run = load_run(summary["run_dir"])
+    assert Path(summary["run_dir"]).is_relative_to(tmp_path)
+    cfg = run.config
+    h = Hyper.from_training(
+        lr=cfg["optim"]["lr"],
+        predictor_lr=cfg["predictor"]["lr"] or cfg["optim"]["lr"],
+        ema=cfg["method"]["ema"],
+        weight_decay=cfg["optim"]["weight_decay"],
+        momentum=cfg["optim"]["momentum"],
+    )
+    for key, value in summary["hyper"].items():
+        assert value == pytest.approx(getattr(h, key), rel=1e-12)
+
+    steps = run.spectra.steps
+    t0 = summary["t0_step"]
+    assert summary["table_steps"] == [int(s) for s in steps if s >= t0]
+    i0 = int(np.flatnonzero(steps == t0)[0])
+    s, p, tau = (run.spectra[k][i0] for k in ("mode_s", "mode_p", "mode_tau"))
+    usable = np.flatnonzero((s > 0) & np.isfinite(p) & (tau > 0))  # BYOL: A1 needs tau > 0
+    assert summary["table_modes"] == usable.tolist()
+    assert summary["modes"] + summary["modes_unusable"] == run.spectra["mode_s"].shape[1]
+    assert summary["table_rows"] == 3 * len(summary["table_modes"]) * len(summary["table_steps"])
+    last = run.spectra["mode_s"][-1]
+    for mode, value in summary["last_measured_s"].items():
+        assert value == pytest.approx(last[int(mode)], rel=1e-12)
+    assert summary["linear"]["err_s_median"] < 0.05
+    assert summary["linear"]["err_p_median"] < 0.05

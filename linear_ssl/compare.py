@@ -511,6 +511,7 @@ def _agreement(run, h, seed, errors, per_mode, parabola, lost_threshold) -> dict
     a["collapsed_t9"] = float(per_mode["collapsed_t9"].mean())
     a["lost_flow"] = float(per_mode["lost_flow"].mean())
     a["lost_run"] = float(per_mode["lost_run"].mean())
+    a["lost_at_t0"] = float(_lost(seed.s, lost_threshold).mean())
     a["collapse_agreement"] = float((per_mode["lost_flow"] == per_mode["lost_run"]).mean())
     a["lost_threshold"] = lost_threshold
     if "asymmetry" in sp:
@@ -575,6 +576,7 @@ _DESCRIPTIONS = {
     "modes_unusable": "tracked modes left out at t0 (s_j <= 0, or tau_j <= 0 with an EMA)",
     "lost_flow": "fraction of modes the flow loses by the last step",
     "lost_run": "fraction of modes the run lost by the last step",
+    "lost_at_t0": "fraction of modes already below the threshold at t0",
     "collapse_agreement": "fraction of modes where flow and run agree on lost / kept",
     "lost_threshold": "lost: s_j < threshold * max_k s_k",
     "asymmetry_mean": "A3: mean ||Wp - Wp^T||_F / ||Wp||_F",

@@ -82,6 +82,7 @@ def test_t9_collapse_basin_against_lost_modes(tmp_path):
     assert pm["lost_run"].tolist() == [False, True]
     assert pm["lost_flow"].tolist() == [False, True]
     assert c.agreement["collapse_agreement"] == 1.0
+    assert c.agreement["lost_at_t0"] == 0.0  # lost during the run, not before it
     np.testing.assert_allclose(c.seed.tau, 1.0)
 
 

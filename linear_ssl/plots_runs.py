@@ -103,6 +103,11 @@ def run_title(run: Run) -> str:
     return f"{run_label(run)}\n{', '.join(parts)}  →  T1: {flow}"
 
 
+def _settings(title: str) -> str:
+    """The hyper-parameter line of a ``run_title`` (its second line), split before T1."""
+    return title.split("\n", 1)[-1].replace("  →  T1:", "\nT1:")
+
+
 def _steps_axis(ax: Any) -> None:
     ax.set_xlabel("training step")
 
@@ -194,15 +199,15 @@ def draw_t_fig6(data: dict[str, Any]) -> Figure:
     runs = data["runs"]
     with style():
         fig, axes = plt.subplots(
-            1, len(runs) + 1, figsize=(3.6 * (len(runs) + 1), 3.3), constrained_layout=True
+            1, len(runs) + 1, figsize=(4.2 * (len(runs) + 1), 3.6), constrained_layout=True
         )
         for ax, r in zip(axes[:-1], runs, strict=False):
             k = r["F_eigvals"].shape[1]
             for j, colour in enumerate(_mode_colours(k)):
                 ax.semilogy(r["steps"], r["F_eigvals"][:, j], color=colour, label=f"j={j + 1}")
-            ax.set(ylabel=r"eig($\hat F$)", title=r["label"])
+            ax.set(ylabel=r"eig($\hat F$)", title=f"{r['label']}\n{_settings(r['title'])}")
             _steps_axis(ax)
-        axes[0].legend(ncol=2, title="rank j")
+        axes[0].legend(ncol=2, title="rank j", title_fontsize=7)
         for i, r in enumerate(runs):
             axes[-1].plot(r["steps"], r["F_pr"], color=OKABE_ITO[i % 7], label=r["label"])
         axes[-1].set(ylabel=r"participation ratio of $\hat F$", title="effective rank")
@@ -276,7 +281,8 @@ def draw_e_fig3(data: dict[str, Any]) -> Figure:
             d = spec.shape[1]
             for j, colour in enumerate(_mode_colours(d)):
                 ax.semilogy(r["steps"], spec[:, j], color=colour, lw=0.8)
-            ax.set(ylabel=r"eig($\hat F$) / max eig", title=r["label"])
+            title = f"{r['label']}\n{_settings(r['title'])}"
+            ax.set(ylabel=r"eig($\hat F$) / max eig", title=title)
             _steps_axis(ax)
             sm = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(1, d))
             fig.colorbar(sm, ax=ax, label="rank j")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from linear_ssl import compare, predictors
+from linear_ssl import compare, diagnostics, predictors
 from linear_ssl.runs import RunWriter, load_run
-from linear_ssl.theory import Hyper
+from linear_ssl.theory import Hyper, matrix
 
 H = Hyper(alpha_p=1.0, beta=0.5, eta=0.01, sigma2=0.1)
 S0, P0, TAU0 = [1.0, 0.5, 0.2, 0.05], [0.6, 0.4, 0.3, 0.1], 0.8
@@ -130,28 +130,38 @@ def test_rule_flow_directpred_matches_a_hand_written_r1_flow():
     np.testing.assert_allclose(sol.p, np.sqrt(sol.s / sol.s.max(1, keepdims=True)) + eps)
 
 
-def test_compare_on_a_closed_form_run_uses_the_rule_flow(tmp_path):
-    """A synthetic closed-form run whose records follow the R1 flow exactly gives errors ~0."""
-    h = Hyper.from_training(lr=0.01, ema=0.99, weight_decay=0.01, momentum=0.0)
-    rule = predictors.get_rule("directpred", eps=0.1)
-    s0, tau0 = np.array([1.0, 0.4, 0.1]), np.array([0.9, 0.8, 0.7])
-    steps = np.arange(0, 501, 50)
-    sol = compare.rule_flow(h, rule, s0, h.time_of_step(steps).astype(float), tau0, rtol=1e-9)
+def test_rule_flow_closed_loop_against_the_matrix_flow_with_directpred(tmp_path):
+    """R1 + T1: the matrix flow with Wp = directpred(W (X+X') W^T) at every instant
+    (matrix.integrate(predictor=...)), written as a closed-form run, is what compare's
+    reduced rule flow predicts, mode by mode (sigma2 > 0 exercises the F_hat conversion)."""
+    lr, steps = 0.01, np.arange(0, 1001, 100)
+    h = Hyper.from_training(lr=lr, ema=0.99, weight_decay=0.01, momentum=0.0, sigma2=0.3)
+    W0, _, Wa0 = compare.aligned_init([1.0, 0.4, 0.1], [0.5, 0.3, 0.2], 0.7, n1=4, seed=2)
+    sol = matrix.integrate(
+        h, W0, None, Wa0, h.time_of_step(steps).astype(float), predictor="directpred", eps=0.1
+    )
     writer = RunWriter(tmp_path / "cf")
     writer.write_config(
         "name: cf\nmethod: {name: byol, ema: 0.99}\n"
         "predictor: {kind: closed_form, rule: directpred, params: {eps: 0.1}, freq: 1}\n"
-        "optim: {lr: 0.01, momentum: 0.0, weight_decay: 0.01}\n"
+        "optim: {lr: 0.01, momentum: 0.0, weight_decay: 0.01}\ntheory: {sigma2: 0.3}\n"
     )
+    rule = predictors.get_rule("directpred", eps=0.1)
+    X, Xp, tracker = np.eye(4), 0.3 * np.eye(4), diagnostics.EigenTracker()
     for i, step in enumerate(steps):
-        writer.write_spectra(
-            int(step), {"mode_s": sol.s[i], "mode_p": sol.p[i], "mode_tau": sol.tau[i]}
-        )
+        W, Wa = sol.W[i], sol.Wa[i]
+        Wp = rule(W @ (X + Xp) @ W.T)
+        writer.write_spectra(int(step), compare.linear_record(W, Wp, Wa, X, Xp, tracker))
     c = compare.compare_run(tmp_path / "cf")
     assert c.flow == "rule:directpred"
     for q in ("s", "p", "tau"):
-        assert c.agreement[f"err_{q}_median"] < 1e-4
-    # R1 puts p on s = s_max (p - eps)^2, not on T8's parabola
+        assert c.agreement[f"err_{q}_median"] < 1e-5
+    # T7 (p free) is not this run's flow: it misses by far
+    assert compare.compare_run(tmp_path / "cf", flow="t7").agreement["err_p_median"] > 0.05
+    # the flow moved: s of the weakest mode changed by more than 10 %
+    s = c.table[(c.table["quantity"] == "s") & (c.table["mode"] == c.seed.modes[-1])]
+    assert abs(s["measured"].iloc[-1] / s["measured"].iloc[0] - 1) > 0.1
+    # R1 puts p on s = s_max (p - eps)^2, not on T8's parabola s = p^2 / alpha_p
     assert c.agreement["parabola_scale"] != pytest.approx(1.0, rel=0.1)
 
 

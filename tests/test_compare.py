@@ -200,3 +200,21 @@ def test_compare_cli_writes_the_overlay(closed_loop, tmp_path, capsys):
     for suffix in ("png", "pdf"):
         assert (tmp_path / "figs" / f"overlay.{suffix}").stat().st_size > 1000
     assert load_run(closed_loop[0.02].run.path).config["theory"]["linear_model"] is True
+
+
+def test_t1_torch_convention_with_momentum_closed_loop(tmp_path):
+    """T1: heavy-ball SGD (momentum 0.8) follows T7 at dt = lr / (1 - m) (torch convention);
+    the paper's looser reading (dt = lr, momentum ignored) misses the same run."""
+    lr, momentum = 0.004, 0.8
+    W0, Wp0, Wa0 = compare.aligned_init(S0, P0, TAU0, n1=6, seed=1)
+    steps = int(round(FLOW_TIME * (1 - momentum) / lr))
+    run = compare.write_linear_run(
+        tmp_path / "mom", H, W0, Wp0, Wa0, lr=lr, momentum=momentum, steps=steps, batch=512,
+        record_every=steps // 10,
+    )  # fmt: skip
+    torch_like = compare.compare_run(run).agreement
+    paper = compare.compare_run(run, convention="paper").agreement
+    assert torch_like["dt"] == pytest.approx(lr / (1 - momentum))
+    for q in ("s", "p", "tau"):
+        assert torch_like[f"err_{q}_median"] < 0.01
+        assert paper[f"err_{q}_median"] > 0.3

@@ -544,6 +544,212 @@ print(json.dumps(summary))
 ]
 
 
+# --------------------------------------------------------------------------- notebook 3
+
+NB3 = [
+    md(r"""
+# 3. Closed-form predictors and the edge of orthogonality
+
+DirectPred [T], DirectSet / DirectCopy [W] and the predictors of "The Edge of
+Orthogonality" [E] do not train $W_p$: they set it, every step, from running estimates of
+$\hat F=C_{oo}=\mathbb E[ff^\top]$ and $C_{to}=\mathbb E[f_af^\top]$ (theory.md **R1-R9**).
+`linear_ssl.predictors` implements each rule once, for NumPy and torch; `get_rule(name,
+**params)` configures one; `matrix.integrate(..., predictor=name)` runs the linear model
+with $W_p$ set by the rule at every instant from the exact $C_{oo}=W(X+X')W^\top$ and
+$C_{to}=W_aXW^\top$, while $W$ and $W_a$ follow **T1**.
+
+This notebook: (1) the rules on one matrix: which power of $\Sigma$ each computes and how
+fast the iterations converge (R5-R7); (2) the linear model under each rule: which modes of
+$F$ each keeps alive, with and without the ridge (R9); (3) the orthogonality diagnostics
+**E1-E5** of the resulting predictors, and [E]'s Fig. 2 analogue: E3 / E5 of the optimal
+linear predictor (R3, LRP) against the EMA rate.
+"""),
+    setup("""
+from linear_ssl import diagnostics, plots, predictors
+from linear_ssl.theory import Hyper, matrix
+"""),
+    md(r"""
+## 1. The rules on one matrix
+
+A symmetric positive definite $\Sigma$ with eigenvalues from 1 down to 0.01. In exact
+arithmetic DirectPred's "paper" variant is $\Sigma^{1/2}$ plus a ridge, Newton-Schulz (R6)
+and Visser (R5) converge to $\Sigma^{1/2}$, NS$^2$ (R7) to $\Sigma^{1/4}$, DirectCopy (R2,
+$\alpha=1$) is $\Sigma/\|\Sigma\|$, and Stiefel (R8) is the orthogonal polar factor
+(the identity for a symmetric PD $\Sigma$). Errors are relative, in the spectral norm, against
+the eigendecomposition. Newton-Schulz converges quadratically once started; Visser's fixed
+step $h$ makes it slow on an ill-conditioned $\Sigma$ (hence [E]'s "several dozen" steps).
+"""),
+    code("""
+rng = np.random.default_rng(0)
+
+
+def rotation(n):
+    \"\"\"A uniformly random orthogonal matrix (QR of a Gaussian matrix, signs fixed).\"\"\"
+    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def power(S, a):
+    \"\"\"S^a for symmetric PSD S, by eigh (the reference).\"\"\"
+    lam, V = np.linalg.eigh(S)
+    return (V * np.clip(lam, 0, None) ** a) @ V.T
+
+
+def rel(A, B):
+    return np.linalg.norm(A - B, 2) / np.linalg.norm(B, 2)
+
+
+m = 8
+R = rotation(m)
+Sigma = R @ np.diag(np.geomspace(1.0, 0.01, m)) @ R.T
+root, quarter = power(Sigma, 0.5), power(Sigma, 0.25)
+iterations = np.arange(1, 31 if FAST else 61)
+errors = pd.DataFrame({
+    "newton_schulz -> S^1/2 (R6)": [rel(predictors.newton_schulz(Sigma, n=int(k))[0], root)
+                                    for k in iterations],
+    "visser -> S^1/2 (R5)": [rel(predictors.visser(Sigma, n=int(k)), root) for k in iterations],
+    "ns2 -> S^1/4 (R7)": [rel(predictors.ns2(Sigma, n=int(k)), quarter) for k in iterations],
+}, index=iterations)
+ax = errors.plot(logy=True, figsize=(5.5, 3.3), xlabel="iterations n",
+                 ylabel="relative error (spectral)", title="R5-R7 on one SPD matrix")
+ax.axvline(9, color="0.6", ls=":")  # [E]'s n = 9 (NS) and 7 (NS^2)
+errors.loc[[7, 9, 30]]
+"""),
+    md(r"""
+## 2. The linear model under each rule
+
+BYOL on the linear model (T1) with non-isotropic data: $X$ has eigenvalues 2 ... 0.2 and
+the augmentation covariance $X'$ 0.5 ... 0.05, in unrelated random bases, so no rule's
+$W_p$ simply commutes with $F$. Every run starts from the same $W(0)=W_a(0)$; "trained" is
+the ordinary flow with $W_p$ integrated (T1). A mode of $F=WXW^\top$ counts as alive when
+its eigenvalue is at least 1% of the largest at the end.
+"""),
+    code("""
+n1 = n2 = 8
+X = (lambda Q: Q @ np.diag(np.linspace(2.0, 0.2, n1)) @ Q.T)(rotation(n1))
+Xp = (lambda Q: Q @ np.diag(np.linspace(0.5, 0.05, n1)) @ Q.T)(rotation(n1))
+W0 = rng.normal(0.0, 0.3, (n2, n1))
+Wp0 = 0.5 * np.eye(n2) + rng.normal(0.0, 0.05, (n2, n2))  # only the trained run uses it
+h = Hyper(alpha_p=1.0, beta=0.2, eta=0.05)
+t = np.linspace(0.0, 100.0 if FAST else 300.0, 101)
+rules = {
+    "trained (T1)": None,
+    "directpred eps=0.1 (R1)": ("directpred", dict(eps=0.1)),
+    "directcopy eps=0.1 (R2)": ("directcopy", dict(eps=0.1)),
+    "directcopy eps=0 (R2)": ("directcopy", dict(eps=0.0)),
+    "lrp (R3)": ("lrp", {}),
+    "neumann (R4)": ("neumann", {}),
+    "visser (R5)": ("visser", {}),
+    "newton_schulz (R6)": ("newton_schulz", {}),
+    "ns2 (R7)": ("ns2", {}),
+    "stiefel (R8)": ("stiefel", {}),
+    "newton_schulz + ridge 0.3 (R9)": ("newton_schulz", dict(ridge=0.3)),
+}
+flows = {}
+for label, rule in rules.items():
+    if rule is None:
+        flows[label] = matrix.integrate(h, W0, Wp0, W0, t, X=X, Xp=Xp)
+    else:
+        name, params = rule
+        flows[label] = matrix.integrate(h, W0, None, W0, t, X=X, Xp=Xp, predictor=name, **params)
+
+rows = []
+for label, sol in flows.items():
+    spectrum = matrix.spectrum(sol.F)[0]  # (T, n2), descending
+    final = spectrum[-1] / spectrum[-1, 0]
+    rows.append(dict(rule=label, alive=int(np.sum(final >= 1e-2)),
+                     **{f"s{j + 1}": final[j] for j in range(n2)}))
+alive_table = pd.DataFrame(rows).set_index("rule")
+alive_table.round(3)
+"""),
+    code("""
+fig, axes = plt.subplots(2, 6, figsize=(14, 5), sharex=True, sharey=True)
+for ax, (label, sol) in zip(axes.flat, flows.items(), strict=False):  # 12 axes, 11 runs
+    spectrum = matrix.spectrum(sol.F)[0]
+    ax.semilogy(t, np.clip(spectrum / spectrum[:, :1], 1e-6, None))
+    ax.set_title(label, fontsize=8)
+    ax.set_ylim(1e-5, 2)
+axes.flat[-1].axis("off")
+for ax in axes[-1]:
+    ax.set_xlabel("flow time $t$")
+for ax in axes[:, 0]:
+    ax.set_ylabel("eig($F$) / largest")
+fig.suptitle(f"Linear BYOL (T1), non-isotropic X, X': the spectrum of F under each "
+             f"predictor ($\\\\beta$ = {h.beta:g}, $\\\\eta$ = {h.eta:g})")
+fig.tight_layout()
+"""),
+    md(r"""
+The ridge (R9) matters: DirectCopy without its $\epsilon I$ loses the weakest modes that the
+$\epsilon=0.1$ version keeps ([E] reports DirectCopy needs the ridge tuned precisely).
+A sweep of the ridge on the bare Newton-Schulz rule:
+"""),
+    code("""
+ridges = (0.0, 0.15, 0.3, 0.6) if FAST else (0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)
+sweep = []
+for alpha in ridges:
+    sol = matrix.integrate(h, W0, None, W0, t, X=X, Xp=Xp, predictor="newton_schulz",
+                           ridge=alpha)
+    final = matrix.spectrum(sol.F[-1])[0]
+    final = final / final[0]
+    sweep.append(dict(ridge=alpha, alive=int(np.sum(final >= 1e-2)), weakest=final[-1],
+                      participation=diagnostics.participation_ratio(sol.F[-1])))
+pd.DataFrame(sweep)
+"""),
+    md(r"""
+## 3. The edge of orthogonality (E1-E5)
+
+[E]'s reading: a good predictor is close to an orthogonal projection. For the final $W_p$
+of each run: E1 quasi-projection $\|P^2-P\|_2$, E2 quasi-symmetry $\|P^\top-P\|_2$, E3
+quasi-orthogonal projection $\|PP^\top-P\|_2$ (after scaling $P$ to spectral radius 1),
+E4 stable rank, E5 distance to the polar factor. The last column checks the exact
+inequality behind [E]'s "an $\epsilon$-symmetric $\epsilon$-projection is a
+$2\epsilon$-quasi-orthogonal projection": $E3\le E1+\|P\|_2E2$ (theory.md section 4).
+"""),
+    code("""
+edge_rows = []
+for label, sol in flows.items():
+    e = diagnostics.edge_of_orthogonality(sol.Wp[-1])
+    bound = e["quasi_projection"] + e["norm"] * e["quasi_symmetry"]
+    edge_rows.append(dict(rule=label, E1=e["quasi_projection"], E2=e["quasi_symmetry"],
+                          E3=e["quasi_orthogonality"], norm=e["norm"],
+                          stable_rank=e["stable_rank"], E5=e["polar_distance"],
+                          E3_le_bound=bool(e["quasi_orthogonality"] <= bound + 1e-12)))
+edge_table = pd.DataFrame(edge_rows).set_index("rule")
+edge_table.round(4)
+"""),
+    md(r"""
+## E3 / E5 of the optimal predictor against the EMA rate ([E] Fig. 2 analogue)
+
+`plots.polar_distance_data` runs the trained flow (T1) for several EMA rates $\beta$ and
+measures, at a few times, E5 and E3 of the LRP predictor (R3) built from the exact
+$C_{oo}$, $C_{to}$ and of the trained $W_p$. [E] finds the predictor drifts away from
+orthogonality as the EMA loosens (small $\beta$: the target lags further behind); the
+table gives the medians on this small linear model, where the trend is mild.
+"""),
+    code("""
+polar = plots.polar_distance_data(**(dict(betas=(0.03, 0.3, 3.0), runs=2) if FAST else {}))
+fig = plots.draw_polar_distance(polar)
+polar.groupby(["predictor", "t", "beta"]).polar_distance.median().unstack("beta").round(3)
+"""),
+    md(r"""
+## Summary
+
+The final state of the DirectPred run (so the test can apply R1 to it itself), the tables.
+"""),
+    code("""
+dp = flows["directpred eps=0.1 (R1)"]
+summary = dict(
+    W=dp.W[-1].tolist(), Wa=dp.Wa[-1].tolist(), Wp=dp.Wp[-1].tolist(),
+    X=X.tolist(), Xp=Xp.tolist(), eps=0.1,
+    alive=alive_table["alive"].to_dict(),
+    edge=edge_table.drop(columns="E3_le_bound").to_dict("index"),
+    ns_error_n9=float(errors.iloc[8, 0]),
+)
+print(json.dumps(summary))
+"""),
+]
+
+
 # --------------------------------------------------------------------------- notebook 4
 
 NB4 = [
@@ -724,6 +930,7 @@ print(json.dumps(summary))
 NOTEBOOKS = {
     "01_eigenmode_flow.ipynb": NB1,
     "02_matrix_vs_modes_vs_sgd.ipynb": NB2,
+    "03_closed_form_predictors.ipynb": NB3,
     "04_theory_vs_trained_network.ipynb": NB4,
 }
 

@@ -20,6 +20,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
+from linear_ssl import predictors  # noqa: E402
 from linear_ssl.theory import Hyper, modes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,3 +156,27 @@ def test_04_theory_vs_trained_network_table_covers_every_recorded_mode(
         assert value == pytest.approx(last[int(mode)], rel=1e-12)
     assert summary["linear"]["err_s_median"] < 0.05
     assert summary["linear"]["err_p_median"] < 0.05
+
+
+def test_03_closed_form_predictors_R1_state_and_E1_E3(tmp_path, kernel_env, monkeypatch):
+    """R1 applied here to the notebook's final linear-model state gives its Wp (the flow sets
+    Wp = rule(C_oo, C_to) at every instant); E1-E5 recomputed from it match the notebook's
+    table; every rule's E3 <= E1 + ||P||_2 E2 (theory.md section 4); R6 at n = 9 is close to
+    Sigma^(1/2); R2 without its ridge keeps fewer modes alive than with it (R9)."""
+    from linear_ssl import diagnostics
+
+    nb, summary = execute("03_closed_form_predictors.ipynb", tmp_path, kernel_env, monkeypatch)
+    assert images(nb) >= 3
+    W, Wa, Wp, X, Xp = (np.array(summary[k]) for k in ("W", "Wa", "Wp", "X", "Xp"))
+    C_oo = W @ (X + Xp) @ W.T
+    expected = predictors.directpred((C_oo + C_oo.T) / 2, eps=summary["eps"])
+    np.testing.assert_allclose(Wp, expected, atol=1e-10)
+    edge = diagnostics.edge_of_orthogonality(Wp)
+    row = summary["edge"]["directpred eps=0.1 (R1)"]
+    assert row["E3"] == pytest.approx(edge["quasi_orthogonality"], rel=1e-9)
+    assert row["E5"] == pytest.approx(edge["polar_distance"], rel=1e-9)
+    for r in summary["edge"].values():
+        assert r["E3"] <= r["E1"] + r["norm"] * r["E2"] + 1e-12
+    assert summary["ns_error_n9"] < 1e-4
+    alive = summary["alive"]
+    assert alive["directcopy eps=0 (R2)"] < alive["directcopy eps=0.1 (R2)"]

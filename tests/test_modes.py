@@ -81,6 +81,9 @@ def test_t7_broadcasting_and_chunks_do_not_change_trajectories():
     assert one.p.shape == (5,)
     np.testing.assert_allclose(one.p, whole.p[:, 1, 2], rtol=1e-13)
     np.testing.assert_array_equal(whole.p[0], p0)
+    start = modes.integrate(BYOL, p0, 0.4, [0.0], tau0=tau0)
+    assert start.p.shape == (1, 2, 3) and start.all_ok
+    np.testing.assert_array_equal(start.tau[0], np.broadcast_to(tau0, (2, 3)))
 
 
 @pytest.mark.parametrize("h", [BYOL, SIMSIAM], ids=["byol", "simsiam"])

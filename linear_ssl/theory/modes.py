@@ -47,16 +47,17 @@ def _t7(h: Hyper, y: np.ndarray, out: np.ndarray, tau=1.0) -> np.ndarray:
     """
     p, s = y[0], y[1]
     tau = y[2] if y.shape[0] == 3 else tau
-    g = np.multiply(p, -(1.0 + h.sigma2))
-    g += tau  # g = tau - (1 + sigma2) p
-    d = np.multiply(p, g)
-    d -= h.eta  # d = Delta = p g - eta (T10)
-    np.multiply(s, g, out=out[0])
-    out[0] *= h.alpha_p
-    np.multiply(p, h.eta, out=g)
-    out[0] -= g  # dp/dt = alpha_p s g - eta p
-    np.multiply(s, d, out=out[1])
-    out[1] *= 2.0  # ds/dt = 2 s Delta = 2 p s g - 2 eta s
+    gd = np.empty((2, p.size))  # rows g = tau - (1 + sigma2) p and Delta = p g - eta (T10)
+    g, d = gd
+    np.multiply(p, -(1.0 + h.sigma2), out=g)
+    g += tau
+    np.multiply(p, g, out=d)
+    d -= h.eta
+    np.multiply(gd, s, out=out[:2])  # (s g, s Delta)
+    out[:2] *= ((h.alpha_p,), (2.0,))  # ds/dt = 2 s Delta = 2 p s g - 2 eta s
+    if h.eta != 0.0:
+        np.multiply(p, h.eta, out=g)
+        out[0] -= g  # dp/dt = alpha_p s g - eta p
     if y.shape[0] == 3:
         d += h.beta
         d *= tau
@@ -256,16 +257,23 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     """RK45 for a block of trajectories y0 (n, N), each with its own step; fills out.
 
     Mirrors scipy.integrate.RK45._step_impl with arrays of trajectories in place of
-    scalars; finished and failed trajectories leave the block.
+    scalars; finished and failed trajectories leave the block. The stages are kept
+    multiplied by each trajectory's step, next to the state, so that every stage's input
+    y + sum_j a_ij step k_j is a single matrix-vector product.
     """
     n, t_end = y0.shape[0], t[-1]
     stages = RK45.n_stages
     out[0] = y0
+    if t.size == 1:
+        return
+    # with_y[i] multiplies (y, step k_0, ..., step k_{i-1}) into the stage-i input
+    with_y = [np.concatenate(([1.0], RK45.A[i, :i])) for i in range(1, stages)]
+    with_y.append(np.concatenate(([1.0], RK45.B)))
     live = np.arange(y0.shape[1])  # chunk indices of unfinished trajectories
-    y = y0.copy()
-    k = np.empty((stages + 1, n, live.size))  # RK stages; k[0] is f(y) (FSAL)
-    _t7(h, y, k[0])
-    h_abs = _first_step(h, y, k[0], t_end, rtol, atol)
+    hk = np.empty((stages + 2, n, live.size))  # rows: y, step k_0, ..., step k_6
+    hk[0] = y0
+    f = _t7(h, hk[0], np.empty((n, live.size)))  # k_0 = f(y) (first same as last)
+    h_abs = _first_step(h, y0, f, t_end, rtol, atol)
     tt = np.zeros(live.size)
     rejected = np.zeros(live.size, dtype=bool)
     next_out = np.ones(live.size, dtype=np.intp)  # index in t of the next output
@@ -273,10 +281,11 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     steps = np.zeros(live.size, dtype=np.intp)
     t_pad = np.append(t, np.inf)
     min_step_bound = 10.0 * np.spacing(t_end)  # >= every trajectory's min_step
-    y_new, scale = np.empty_like(y), np.empty_like(y)
+    y_stage, y_new, f_new = (np.empty((n, live.size)) for _ in range(3))  # C-contiguous
     while live.size:
         m = live.size
-        k_flat, y_flat = k.reshape(stages + 1, n * m), y_new.reshape(-1)
+        y = hk[0]
+        hk_flat = hk.reshape(stages + 2, n * m)
         # SciPy's floor on the step, 10 ulp of t (computed only where it can matter)
         small = np.flatnonzero(h_abs < min_step_bound)
         min_step = 10.0 * (np.nextafter(tt[small], np.inf) - tt[small])
@@ -285,23 +294,25 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
         h_abs[small] = np.maximum(h_abs[small], min_step)
         t_new = np.minimum(tt + h_abs, t_end)
         step = t_new - tt
-        for i in range(1, stages + 1):
-            coef = RK45.A[i, :i] if i < stages else RK45.B
-            np.dot(coef, k_flat[:i], out=y_flat)
-            y_new *= step
-            y_new += y
-            _t7(h, y_new, k[i])
-        np.abs(y, out=scale)
+        np.multiply(f, step, out=hk[1])
+        for i in range(1, stages):
+            np.dot(with_y[i - 1], hk_flat[: i + 1], out=y_stage.reshape(-1))
+            _t7(h, y_stage, hk[i + 1])
+            hk[i + 1] *= step
+        np.dot(with_y[-1], hk_flat[: stages + 1], out=y_new.reshape(-1))
+        _t7(h, y_new, f_new)
+        np.multiply(f_new, step, out=hk[-1])
+        scale = np.abs(y)
         np.maximum(scale, np.abs(y_new), out=scale)
         scale *= rtol
         scale += atol
-        err = np.dot(RK45.E, k_flat).reshape(n, m)
-        err *= step
+        err = np.dot(RK45.E, hk_flat[1:]).reshape(n, m)
         err /= scale
-        err_norm = _norm(err)
-        accept = (err_norm < 1) & ~failed
+        np.square(err, out=err)
+        err_norm2 = np.add.reduce(err, axis=0)  # n x (RMS error norm)^2
+        accept = (err_norm2 < n) & ~failed
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = _SAFETY * err_norm**_ERROR_EXPONENT
+            factor = _SAFETY * (err_norm2 * (1.0 / n)) ** (0.5 * _ERROR_EXPONENT)
         # accepted: min(10, factor), capped at 1 after a rejection; rejected: max(0.2, factor)
         factor = np.fmax(_MIN_FACTOR, np.minimum(np.where(rejected, 1.0, _MAX_FACTOR), factor))
         h_abs *= factor
@@ -310,34 +321,42 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
         due = np.flatnonzero(accept & (t_next <= t_new))
         while due.size:
             x = (t_next[due] - tt[due]) / step[due]
-            q = np.tensordot(RK45.P.T, k[:, :, due], axes=1)  # (4, n, len(due))
-            powers = np.cumprod(np.broadcast_to(x, (4, due.size)), axis=0)
-            ys = y[:, due] + step[due] * np.einsum("jnm,jm->nm", q, powers)
-            out[next_out[due], :, live[due]] = ys.T
+            # RK45's quartic interpolant: y + sum_j (step K^T P)_j x^(j+1), by Horner
+            q = np.dot(RK45.P.T, np.take(hk[1:], due, axis=2).reshape(stages + 1, -1))
+            q = q.reshape(4, n, due.size)
+            ys = q[3] * x
+            for j in (2, 1, 0):
+                ys += q[j]
+                ys *= x
+            ys += np.take(y, due, axis=1)
+            rows, cols = next_out[due], live[due]
+            for r in range(n):
+                out[rows, r, cols] = ys[r]
             next_out[due] += 1
             t_next[due] = t_pad[next_out[due]]
             due = due[t_next[due] <= t_new[due]]
         # advance the accepted trajectories (most of them: swap buffers, undo the rest)
         stay = np.flatnonzero(~accept)
-        y_new[:, stay], k[-1][:, stay], t_new[stay] = y[:, stay], k[0][:, stay], tt[stay]
-        y, y_new, tt = y_new, y, t_new
-        k[0] = k[-1]
-        steps += accept
+        y_new[:, stay], f_new[:, stay], t_new[stay] = y[:, stay], f[:, stay], tt[stay]
+        hk[0] = y_new
+        f, f_new, tt = f_new, f, t_new
+        steps += accept & (step > 0)
         for j in np.flatnonzero(failed):
             out[next_out[j] :, :, live[j]] = np.nan
             t_fail[live[j]] = tt[j]
+        # finished trajectories idle harmlessly (step 0) until an eighth of the block is done
         done = failed | (tt >= t_end)
-        if np.any(done):
+        n_done = np.count_nonzero(done)
+        if n_done and (failed.any() or n_done == m or 8 * n_done >= m):
             n_steps[live[done]] = steps[done]
             keep = np.flatnonzero(~done)
             live, tt, steps = live[keep], tt[keep], steps[keep]
             h_abs, rejected = h_abs[keep], rejected[keep]
             next_out, t_next = next_out[keep], t_next[keep]
-            y = np.ascontiguousarray(y[:, keep])
-            f = np.ascontiguousarray(k[0][:, keep])
-            k = np.empty((stages + 1, n, keep.size))
-            k[0] = f
-            y_new, scale = np.empty_like(y), np.empty_like(y)
+            y_keep, f = hk[0][:, keep], np.ascontiguousarray(f[:, keep])
+            hk = np.empty((stages + 2, n, keep.size))
+            hk[0] = y_keep
+            y_stage, y_new, f_new = (np.empty((n, keep.size)) for _ in range(3))
 
 
 def integrate(
@@ -393,7 +412,7 @@ def integrate(
     out = np.empty((t.size, y0.shape[0], y0.shape[1]))
     t_fail = np.full(y0.shape[1], np.nan)
     n_steps = np.zeros(y0.shape[1], dtype=np.intp)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         for lo in range(0, y0.shape[1], int(chunk)):
             sl = slice(lo, lo + int(chunk))
             _solve_chunk(h, y0[:, sl], t, rtol, atol, out[:, :, sl], t_fail[sl], n_steps[sl])

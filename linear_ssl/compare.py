@@ -80,7 +80,8 @@ class Seed:
     """The theory's initial condition taken from a run at record step ``step``.
 
     modes: indices of the tracked modes (columns of the ``mode_*`` records) kept; p, s, tau:
-    their T7 states (s and tau converted with sigma2, see the module docstring).
+    their T7 states (s and tau converted with sigma2, see the module docstring); sigma2:
+    the isotropic augmentation variance (A2) the conversion used.
     """
 
     step: int
@@ -117,9 +118,13 @@ def _measured(run: Run, sigma2: float) -> dict[str, np.ndarray]:
 
 
 def _sigma2_of(run: Run, sigma2: float | None) -> float:
-    if sigma2 is not None:
-        return float(sigma2)
-    return float((run.config.get("theory") or {}).get("sigma2", 0.0))
+    """sigma2 as given, else the run config's theory.sigma2, else 0; checked >= 0."""
+    if sigma2 is None:
+        sigma2 = (run.config.get("theory") or {}).get("sigma2", 0.0)
+    sigma2 = float(sigma2)
+    if not (math.isfinite(sigma2) and sigma2 >= 0):
+        raise ValueError(f"sigma2={sigma2!r} is invalid: it must be a finite number >= 0")
+    return sigma2
 
 
 def seed_from_run(

@@ -181,6 +181,10 @@ def test_missing_spectra_and_bad_t0_give_one_line_errors(tmp_path, capsys, close
         compare.compare_run(run, t0_step=int(run.spectra.steps[-1]))
     with pytest.raises(FileNotFoundError):
         compare.compare_run(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="sigma2=-1.0 is invalid"):
+        compare.compare_run(run, sigma2=-1.0)
+    with pytest.raises(ValueError, match="flow='rule' needs a closed-form"):
+        compare.compare_run(run, flow="rule")
 
 
 def test_modes_selection_and_markdown(closed_loop):

@@ -282,16 +282,19 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     t_pad = np.append(t, np.inf)
     min_step_bound = 10.0 * np.spacing(t_end)  # >= every trajectory's min_step
     y_stage, y_new, f_new = (np.empty((n, live.size)) for _ in range(3))  # C-contiguous
+    idle = 0  # finished trajectories still in the block
     while live.size:
         m = live.size
         y = hk[0]
         hk_flat = hk.reshape(stages + 2, n * m)
         # SciPy's floor on the step, 10 ulp of t (computed only where it can matter)
         small = np.flatnonzero(h_abs < min_step_bound)
-        min_step = 10.0 * (np.nextafter(tt[small], np.inf) - tt[small])
-        failed = np.zeros(m, dtype=bool)
-        failed[small] = rejected[small] & (h_abs[small] < min_step)
-        h_abs[small] = np.maximum(h_abs[small], min_step)
+        failed = None
+        if small.size:
+            min_step = 10.0 * (np.nextafter(tt[small], np.inf) - tt[small])
+            failed = np.zeros(m, dtype=bool)
+            failed[small] = rejected[small] & (h_abs[small] < min_step)
+            h_abs[small] = np.maximum(h_abs[small], min_step)
         t_new = np.minimum(tt + h_abs, t_end)
         step = t_new - tt
         np.multiply(f, step, out=hk[1])
@@ -310,9 +313,12 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
         err /= scale
         np.square(err, out=err)
         err_norm2 = np.add.reduce(err, axis=0)  # n x (RMS error norm)^2
-        accept = (err_norm2 < n) & ~failed
+        accept = err_norm2 < n
+        if failed is not None:
+            accept &= ~failed
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = _SAFETY * (err_norm2 * (1.0 / n)) ** (0.5 * _ERROR_EXPONENT)
+            factor = err_norm2 ** (0.5 * _ERROR_EXPONENT)  # SAFETY * RMS norm^(-1/5)
+        factor *= _SAFETY * n ** (-0.5 * _ERROR_EXPONENT)
         # accepted: min(10, factor), capped at 1 after a rejection; rejected: max(0.2, factor)
         factor = np.fmax(_MIN_FACTOR, np.minimum(np.where(rejected, 1.0, _MAX_FACTOR), factor))
         h_abs *= factor
@@ -340,14 +346,17 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
         y_new[:, stay], f_new[:, stay], t_new[stay] = y[:, stay], f[:, stay], tt[stay]
         hk[0] = y_new
         f, f_new, tt = f_new, f, t_new
-        steps += accept & (step > 0)
-        for j in np.flatnonzero(failed):
-            out[next_out[j] :, :, live[j]] = np.nan
-            t_fail[live[j]] = tt[j]
+        steps += accept if idle == 0 else accept & (step > 0)
+        done = tt >= t_end
+        if failed is not None and failed.any():
+            for j in np.flatnonzero(failed):
+                out[next_out[j] :, :, live[j]] = np.nan
+                t_fail[live[j]] = tt[j]
+            done |= failed
         # finished trajectories idle harmlessly (step 0) until an eighth of the block is done
-        done = failed | (tt >= t_end)
-        n_done = np.count_nonzero(done)
-        if n_done and (failed.any() or n_done == m or 8 * n_done >= m):
+        idle = np.count_nonzero(done)
+        if idle and (failed is not None or idle == m or 8 * idle >= m):
+            idle = 0
             n_steps[live[done]] = steps[done]
             keep = np.flatnonzero(~done)
             live, tt, steps = live[keep], tt[keep], steps[keep]

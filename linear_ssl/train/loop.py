@@ -47,7 +47,7 @@ def subset(x: torch.Tensor, limit: int | None) -> torch.Tensor:
 
 
 def resolve_device(name: str) -> torch.device:
-    """ "auto" -> cuda when available, else mps, else cpu; anything else as given."""
+    """The device named by ``config.device``; auto picks cuda, else mps, else cpu."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -81,7 +81,7 @@ class LARS(torch.optim.Optimizer):
         )
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch.optim signature
+    def step(self, closure=None):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -346,7 +346,7 @@ class Trainer:
                     if s % cfg.checkpoint.every == 0 or last:
                         self._check_finite()
                         self.save_checkpoint()
-        except NonFiniteLossError as err:
+        except (NonFiniteLossError, ValueError, RuntimeError) as err:
             self.writer.write_status("failed", step=self.step, message=str(err))
             raise
         finally:

@@ -185,6 +185,7 @@ class Trainer:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.writer = RunWriter(run_dir)
+        self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
         torch.manual_seed(cfg.seed)
         d = cfg.data
         train_set = load_dataset(
@@ -374,9 +375,7 @@ def train(config: DictConfig | dict | str | Path) -> Path:
     cfg = as_config(config)
     run_dir = _new_run_dir(cfg)
     cfg.run_dir = str(run_dir)
-    trainer = Trainer(cfg, run_dir)
-    trainer.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    trainer.fit()
+    Trainer(cfg, run_dir).fit()
     if cfg.eval.at_end:
         evaluate_run(run_dir)
     return run_dir

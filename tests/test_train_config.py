@@ -88,6 +88,19 @@ def test_bad_config_is_a_one_line_value_error_naming_the_key(overrides, words):
     _one_line_error(err, *words)
 
 
+def test_bad_device_is_a_one_line_value_error():
+    torch = pytest.importorskip("torch")
+    from linear_ssl.train.loop import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device") as err:
+        resolve_device("gpu0")
+    _one_line_error(err, "gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            resolve_device("cuda")
+
+
 def test_misspelt_key_in_a_yaml_file_is_an_error(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("optim:\n  lr: 0.03\n  momentun: 0.9\n")

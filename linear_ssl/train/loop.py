@@ -55,11 +55,14 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise ValueError(
             f"config device={name!r} is invalid: use auto, cpu, cuda or cuda:N"
         ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config device={name!r}: CUDA is not available here; use device=auto")
+    return device
 
 
 class LARS(torch.optim.Optimizer):

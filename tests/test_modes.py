@@ -160,6 +160,14 @@ def test_t9_on_the_parabola_below_p_minus_collapses_above_converges_to_p_plus():
     np.testing.assert_array_equal(modes.collapses(h, p0, modes.parabola(h, p0)), below)
 
 
+def test_t9_collapses_rejects_bad_arguments():
+    """T9: collapses() names a bad method or t_max in a one-line ValueError."""
+    with pytest.raises(ValueError, match="method"):
+        modes.collapses(BYOL, 0.5, 0.1, method="guess")
+    with pytest.raises(ValueError, match="t_max"):
+        modes.collapses(BYOL, 0.5, 0.1, t_max=-1.0)
+
+
 def test_t9_basin_closed_form_agrees_with_integration():
     """T9: collapses() by the closed form (on the parabola) and by integration agree."""
     h = Hyper(alpha_p=2.0, eta=0.04, sigma2=0.5)
@@ -312,6 +320,7 @@ def test_t7_blow_up_is_reported():
         ({"p0": np.nan}, "p0 has non-finite"),
         ({"s0": [1.0, 2.0, 3.0], "p0": [1.0, 2.0]}, "broadcast"),
         ({"rtol": 0.0}, "rtol"),
+        ({"atol": -1.0}, "atol"),
         ({"on_failure": "maybe"}, "on_failure"),
         ({"h": SIMSIAM, "tau0": 0.5}, "SimSiam"),
     ],

@@ -397,9 +397,10 @@ def integrate(
         raise ValueError("t must be a 1-D array of strictly increasing times starting at 0")
     if not np.all(np.isfinite(t)):
         raise ValueError("t must be finite")
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        if not (np.isfinite(tol) and tol >= 0) or (name == "rtol" and tol <= 0):
-            raise ValueError(f"{name}={tol!r} is invalid: it must be finite and > 0")
+    if not (np.isfinite(rtol) and rtol > 0):
+        raise ValueError(f"rtol={rtol!r} is invalid: it must be finite and > 0")
+    if not (np.isfinite(atol) and atol >= 0):
+        raise ValueError(f"atol={atol!r} is invalid: it must be finite and >= 0")
     if on_failure not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_failure={on_failure!r} is invalid: use 'warn', 'raise' or 'ignore'")
     if int(chunk) < 1:
@@ -480,6 +481,8 @@ def collapses(
     if np.any(todo):
         rates = [1.0] + [r for r in (h.eta, h.beta) if r]
         t_end = 20.0 / min(rates) if t_max is None else float(t_max)
+        if not (np.isfinite(t_end) and t_end > 0):
+            raise ValueError(f"t_max={t_max!r} is invalid: it must be finite and > 0")
         sol = integrate(h, p0[todo], s0[todo], [0.0, t_end], tau0[todo], on_failure="raise")
         p, s, tau = sol.p[-1], sol.s[-1], sol.tau[-1]
         p_minus = fixed_points(h, tau)[0]

@@ -325,22 +325,27 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
         rejected = ~accept
         # dense output at the requested times in (tt, t_new], as solve_ivp(t_eval=...) does
         due = np.flatnonzero(accept & (t_next <= t_new))
-        while due.size:
-            x = (t_next[due] - tt[due]) / step[due]
-            # RK45's quartic interpolant: y + sum_j (step K^T P)_j x^(j+1), by Horner
+        if due.size:
+            # RK45's quartic interpolant y + sum_j (step K^T P)_j x^(j+1), one per step
             q = np.dot(RK45.P.T, np.take(hk[1:], due, axis=2).reshape(stages + 1, -1))
             q = q.reshape(4, n, due.size)
-            ys = q[3] * x
+            y_due = np.take(y, due, axis=1)
+        sub = np.arange(due.size)  # the due trajectories with an output left in this step
+        while sub.size:
+            now = due[sub]
+            x = (t_next[now] - tt[now]) / step[now]
+            qs = q if sub.size == due.size else np.take(q, sub, axis=2)
+            ys = qs[3] * x  # Horner
             for j in (2, 1, 0):
-                ys += q[j]
+                ys += qs[j]
                 ys *= x
-            ys += np.take(y, due, axis=1)
-            rows, cols = next_out[due], live[due]
+            ys += y_due if sub.size == due.size else np.take(y_due, sub, axis=1)
+            rows, cols = next_out[now], live[now]
             for r in range(n):
                 out[rows, r, cols] = ys[r]
-            next_out[due] += 1
-            t_next[due] = t_pad[next_out[due]]
-            due = due[t_next[due] <= t_new[due]]
+            next_out[now] += 1
+            t_next[now] = t_pad[next_out[now]]
+            sub = sub[t_next[now] <= t_new[now]]
         # advance the accepted trajectories (most of them: swap buffers, undo the rest)
         stay = np.flatnonzero(~accept)
         y_new[:, stay], f_new[:, stay], t_new[stay] = y[:, stay], f[:, stay], tt[stay]

@@ -348,7 +348,10 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
             sub = sub[t_next[now] <= t_new[now]]
         # advance the accepted trajectories (most of them: swap buffers, undo the rest)
         stay = np.flatnonzero(~accept)
-        y_new[:, stay], f_new[:, stay], t_new[stay] = y[:, stay], f[:, stay], tt[stay]
+        if stay.size:  # (np.take: much faster than 2-D fancy indexing)
+            y_new[:, stay] = np.take(y, stay, axis=1)
+            f_new[:, stay] = np.take(f, stay, axis=1)
+            t_new[stay] = tt[stay]
         hk[0] = y_new
         f, f_new, tt = f_new, f, t_new
         steps += accept if idle == 0 else accept & (step > 0)
@@ -367,7 +370,7 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
             live, tt, steps = live[keep], tt[keep], steps[keep]
             h_abs, rejected = h_abs[keep], rejected[keep]
             next_out, t_next = next_out[keep], t_next[keep]
-            y_keep, f = hk[0][:, keep], np.ascontiguousarray(f[:, keep])
+            y_keep, f = np.take(hk[0], keep, axis=1), np.take(f, keep, axis=1)
             hk = np.empty((stages + 2, n, keep.size))
             hk[0] = y_keep
             y_stage, y_new, f_new = (np.empty((n, keep.size)) for _ in range(3))

@@ -806,7 +806,7 @@ if FAST:  # plumbing only: a width-4 network, 30 steps of 32 images
         "record.log_every=5", "record.progress=false",
     ]
 else:
-    overrides += ["max_steps=150", "record.progress=false"]
+    overrides += ["max_steps=100", "record.progress=false"]  # about a minute on a laptop
 run_dir = train_from_cli("smoke", overrides)
 run = load_run(run_dir)
 print(run_dir, "| records at steps", run.spectra.steps.tolist())
@@ -859,7 +859,9 @@ loss is the *normalised* regression $-2\cos$ while T1-T7 are for the plain squar
 than absolute $s_j$), and $\tau_j$ is far from 1 and spread across modes (A1). What does
 carry over: DirectPred's $W_p$ shares $\hat F$'s eigenvectors (alignment 1, commutator 0)
 and the measured $(p_j, s_j)$ lie on a parabola (T8's shape, with a scale set by the
-normalisation rather than $1/\alpha_p$).
+normalisation rather than $1/\alpha_p$). Compare also `lost_run` with `lost_flow` and
+`collapsed_t9`: a narrow network early in training concentrates $\hat F$ on a few directions
+much faster than the flow's collapse basin predicts.
 
 Which flow? For a closed-form predictor `compare_run` integrates the rule's reduced flow
 (`flow="rule"`: $p_j$ is the rule applied to the predicted $s$, so its error is inherited

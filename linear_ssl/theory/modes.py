@@ -39,30 +39,40 @@ _ERROR_EXPONENT = -1.0 / (RK45.error_estimator_order + 1)
 # --- T7 -----------------------------------------------------------------------------------
 
 
-def _t7(h: Hyper, y: np.ndarray, out: np.ndarray, tau=1.0) -> np.ndarray:
-    """T7's right-hand sides of the stacked states y = (p, s[, tau]), written into out.
+def _t7_reduced(h: Hyper, y: np.ndarray, out: np.ndarray, tau=1.0) -> np.ndarray:
+    """T7's right-hand sides divided by (alpha_p, 2, 1), written into out.
 
-    Rows (p, s) are the system at fixed tau (SimSiam: tau == 1), rows (p, s, tau) BYOL's.
-    In-place ufuncs keep `integrate` fast; `rhs` is the readable entry point.
+    y stacks the states (p, s[, tau]): rows (p, s) are the system at fixed tau (SimSiam:
+    tau == 1), rows (p, s, tau) BYOL's. Times `_t7_weights` this is T7 itself; leaving the
+    constant factors out lets `integrate` apply them together with the step size. In-place
+    ufuncs keep `integrate` fast; `rhs` is the readable entry point.
     """
     p, s = y[0], y[1]
     tau = y[2] if y.shape[0] == 3 else tau
     gd = np.empty((2, p.size))  # rows g = tau - (1 + sigma2) p and Delta = p g - eta (T10)
     g, d = gd
-    np.multiply(p, -(1.0 + h.sigma2), out=g)
-    g += tau
+    if h.sigma2:
+        np.multiply(p, -(1.0 + h.sigma2), out=g)
+        g += tau
+    else:
+        np.subtract(tau, p, out=g)
     np.multiply(p, g, out=d)
-    d -= h.eta
-    np.multiply(gd, s, out=out[:2])  # (s g, s Delta)
-    out[:2] *= ((h.alpha_p,), (2.0,))  # ds/dt = 2 s Delta = 2 p s g - 2 eta s
-    if h.eta != 0.0:
-        np.multiply(p, h.eta, out=g)
-        out[0] -= g  # dp/dt = alpha_p s g - eta p
+    if h.eta:
+        d -= h.eta
+    np.multiply(gd, s, out=out[:2])  # (s g, s Delta); ds/dt / 2 = s Delta
+    if h.eta:
+        np.multiply(p, h.eta / h.alpha_p, out=g)
+        out[0] -= g  # dp/dt / alpha_p = s g - (eta / alpha_p) p
     if y.shape[0] == 3:
         d += h.beta
         d *= tau
         np.subtract(h.beta, d, out=out[2])  # dtau/dt = beta (1 - tau) - tau Delta
     return out
+
+
+def _t7_weights(h: Hyper, n: int) -> np.ndarray:
+    """The factors (alpha_p, 2[, 1]) that turn `_t7_reduced` into T7, as a column."""
+    return np.array([h.alpha_p, 2.0, 1.0][:n])[:, None]
 
 
 def rhs(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0):
@@ -72,10 +82,12 @@ def rhs(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0):
     """
     p, s, tau = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (p, s, tau)))
     if h.simsiam:
-        dy = _t7(h, np.stack([p.ravel(), s.ravel()]), np.empty((2, p.size)), tau.ravel())
-        return dy[0].reshape(p.shape), dy[1].reshape(p.shape), np.zeros(p.shape)
-    dy = _t7(h, np.stack([p.ravel(), s.ravel(), tau.ravel()]), np.empty((3, p.size)))
-    return dy[0].reshape(p.shape), dy[1].reshape(p.shape), dy[2].reshape(p.shape)
+        y, fixed_tau = np.stack([p.ravel(), s.ravel()]), tau.ravel()
+    else:
+        y, fixed_tau = np.stack([p.ravel(), s.ravel(), tau.ravel()]), 1.0
+    dy = _t7_reduced(h, y, np.empty_like(y), fixed_tau) * _t7_weights(h, y.shape[0])
+    dtau = np.zeros(p.shape) if h.simsiam else dy[2].reshape(p.shape)
+    return dy[0].reshape(p.shape), dy[1].reshape(p.shape), dtau
 
 
 def tau_rhs(h: Hyper, p: ArrayLike, tau: ArrayLike) -> np.ndarray:
@@ -242,7 +254,7 @@ def _first_step(h: Hyper, y, f, t_end, rtol, atol):
     d0, d1 = _norm(y / scale), _norm(f / scale)
     h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.where(d1 > 0, d1, 1.0))
     h0 = np.minimum(h0, t_end)
-    f1 = _t7(h, y + h0 * f, np.empty_like(y))
+    f1 = _t7_reduced(h, y + h0 * f, np.empty_like(y)) * _t7_weights(h, y.shape[0])
     d2 = _norm((f1 - f) / scale) / h0
     with np.errstate(divide="ignore"):
         h1 = np.where(
@@ -272,8 +284,9 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     live = np.arange(y0.shape[1])  # chunk indices of unfinished trajectories
     hk = np.empty((stages + 2, n, live.size))  # rows: y, step k_0, ..., step k_6
     hk[0] = y0
-    f = _t7(h, hk[0], np.empty((n, live.size)))  # k_0 = f(y) (first same as last)
-    h_abs = _first_step(h, y0, f, t_end, rtol, atol)
+    weights = _t7_weights(h, n)
+    f = _t7_reduced(h, hk[0], np.empty((n, live.size)))  # k_0 / weights (first same as last)
+    h_abs = _first_step(h, y0, f * weights, t_end, rtol, atol)
     tt = np.zeros(live.size)
     rejected = np.zeros(live.size, dtype=bool)
     next_out = np.ones(live.size, dtype=np.intp)  # index in t of the next output
@@ -281,7 +294,8 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     steps = np.zeros(live.size, dtype=np.intp)
     t_pad = np.append(t, np.inf)
     min_step_bound = 10.0 * np.spacing(t_end)  # >= every trajectory's min_step
-    y_stage, y_new, f_new = (np.empty((n, live.size)) for _ in range(3))  # C-contiguous
+    y_stage, y_new, f_new, abs_new = (np.empty((n, live.size)) for _ in range(4))
+    abs_y = np.abs(y0)
     idle = 0  # finished trajectories still in the block
     while live.size:
         m = live.size
@@ -297,28 +311,29 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
             h_abs[small] = np.maximum(h_abs[small], min_step)
         t_new = np.minimum(tt + h_abs, t_end)
         step = t_new - tt
-        np.multiply(f, step, out=hk[1])
+        step_weights = weights * step
+        np.multiply(f, step_weights, out=hk[1])
         for i in range(1, stages):
             np.dot(with_y[i - 1], hk_flat[: i + 1], out=y_stage.reshape(-1))
-            _t7(h, y_stage, hk[i + 1])
-            hk[i + 1] *= step
+            _t7_reduced(h, y_stage, hk[i + 1])
+            hk[i + 1] *= step_weights
         np.dot(with_y[-1], hk_flat[: stages + 1], out=y_new.reshape(-1))
-        _t7(h, y_new, f_new)
-        np.multiply(f_new, step, out=hk[-1])
-        scale = np.abs(y)
-        np.maximum(scale, np.abs(y_new), out=scale)
-        scale *= rtol
-        scale += atol
+        _t7_reduced(h, y_new, f_new)
+        np.multiply(f_new, step_weights, out=hk[-1])
+        # err / (atol + rtol max(|y|, |y_new|)) = (err / rtol) / (max(...) + atol / rtol)
+        np.abs(y_new, out=abs_new)
+        scale = np.maximum(abs_y, abs_new)
+        scale += atol / rtol
         err = np.dot(RK45.E, hk_flat[1:]).reshape(n, m)
         err /= scale
         np.square(err, out=err)
-        err_norm2 = np.add.reduce(err, axis=0)  # n x (RMS error norm)^2
-        accept = err_norm2 < n
+        err_norm2 = np.add.reduce(err, axis=0)  # n rtol^2 (RMS error norm)^2
+        accept = err_norm2 < n * rtol**2
         if failed is not None:
             accept &= ~failed
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = err_norm2 ** (0.5 * _ERROR_EXPONENT)  # SAFETY * RMS norm^(-1/5)
-        factor *= _SAFETY * n ** (-0.5 * _ERROR_EXPONENT)
+        factor *= _SAFETY * (n * rtol**2) ** (-0.5 * _ERROR_EXPONENT)
         # accepted: min(10, factor), capped at 1 after a rejection; rejected: max(0.2, factor)
         factor = np.fmax(_MIN_FACTOR, np.minimum(np.where(rejected, 1.0, _MAX_FACTOR), factor))
         h_abs *= factor
@@ -352,8 +367,9 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
             y_new[:, stay] = np.take(y, stay, axis=1)
             f_new[:, stay] = np.take(f, stay, axis=1)
             t_new[stay] = tt[stay]
+            abs_new[:, stay] = np.take(abs_y, stay, axis=1)
         hk[0] = y_new
-        f, f_new, tt = f_new, f, t_new
+        f, f_new, tt, abs_y, abs_new = f_new, f, t_new, abs_new, abs_y
         steps += accept if idle == 0 else accept & (step > 0)
         done = tt >= t_end
         if failed is not None and failed.any():
@@ -373,7 +389,8 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
             y_keep, f = np.take(hk[0], keep, axis=1), np.take(f, keep, axis=1)
             hk = np.empty((stages + 2, n, keep.size))
             hk[0] = y_keep
-            y_stage, y_new, f_new = (np.empty((n, keep.size)) for _ in range(3))
+            y_stage, y_new, f_new, abs_new = (np.empty((n, keep.size)) for _ in range(4))
+            abs_y = np.abs(y_keep)
 
 
 def integrate(

@@ -265,8 +265,10 @@ def _first_step(h: Hyper, y, f, t_end, rtol, atol):
     return np.minimum(np.minimum(100 * h0, h1), t_end)
 
 
-def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fail, n_steps):
-    """RK45 for a block of trajectories y0 (n, N), each with its own step; fills out.
+def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, lo, t_fail, n_steps):
+    """RK45 for a block of trajectories y0 (n, N), each with its own step.
+
+    Fills out[:, :, lo : lo + N] (out: the whole C-contiguous result), t_fail and n_steps.
 
     Mirrors scipy.integrate.RK45._step_impl with arrays of trajectories in place of
     scalars; finished and failed trajectories leave the block. The stages are kept
@@ -275,7 +277,7 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     """
     n, t_end = y0.shape[0], t[-1]
     stages = RK45.n_stages
-    out[0] = y0
+    out[0, :, lo : lo + y0.shape[1]] = y0
     if t.size == 1:
         return
     # with_y[i] multiplies (y, step k_0, ..., step k_{i-1}) into the stage-i input
@@ -293,6 +295,8 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
     t_next = np.full(live.size, t[1] if t.size > 1 else np.inf)
     steps = np.zeros(live.size, dtype=np.intp)
     t_pad = np.append(t, np.inf)
+    n_total, out_flat = out.shape[2], out.reshape(-1)  # flat indices: one scatter per output
+    row_offsets = (np.arange(n) * n_total)[:, None]
     min_step_bound = 10.0 * np.spacing(t_end)  # >= every trajectory's min_step
     y_stage, y_new, f_new, abs_new = (np.empty((n, live.size)) for _ in range(4))
     abs_y = np.abs(y0)
@@ -355,12 +359,12 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
                 ys += qs[j]
                 ys *= x
             ys += y_due if sub.size == due.size else np.take(y_due, sub, axis=1)
-            rows, cols = next_out[now], live[now]
-            for r in range(n):
-                out[rows, r, cols] = ys[r]
-            next_out[now] += 1
-            t_next[now] = t_pad[next_out[now]]
-            sub = sub[t_next[now] <= t_new[now]]
+            rows = next_out[now]
+            out_flat[(rows * (n * n_total) + lo + live[now]) + row_offsets] = ys
+            next_out[now] = rows + 1
+            t_following = t_pad[rows + 1]
+            t_next[now] = t_following
+            sub = sub[t_following <= t_new[now]]
         # advance the accepted trajectories (most of them: swap buffers, undo the rest)
         stay = np.flatnonzero(~accept)
         if stay.size:  # (np.take: much faster than 2-D fancy indexing)
@@ -374,7 +378,7 @@ def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, t_fai
         done = tt >= t_end
         if failed is not None and failed.any():
             for j in np.flatnonzero(failed):
-                out[next_out[j] :, :, live[j]] = np.nan
+                out[next_out[j] :, :, lo + live[j]] = np.nan
                 t_fail[live[j]] = tt[j]
             done |= failed
         # finished trajectories idle harmlessly (step 0) until an eighth of the block is done
@@ -450,7 +454,7 @@ def integrate(
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         for lo in range(0, y0.shape[1], int(chunk)):
             sl = slice(lo, lo + int(chunk))
-            _solve_chunk(h, y0[:, sl], t, rtol, atol, out[:, :, sl], t_fail[sl], n_steps[sl])
+            _solve_chunk(h, y0[:, sl], t, rtol, atol, out, lo, t_fail[sl], n_steps[sl])
     p, s = out[:, 0].reshape(t.size, *shape), out[:, 1].reshape(t.size, *shape)
     tau = np.ones_like(p) if h.simsiam else out[:, 2].reshape(t.size, *shape)
     ok = np.isnan(t_fail).reshape(shape)

@@ -623,6 +623,14 @@ the augmentation covariance $X'$ 0.5 ... 0.05, in unrelated random bases, so no 
 $W_p$ simply commutes with $F$. Every run starts from the same $W(0)=W_a(0)$; "trained" is
 the ordinary flow with $W_p$ integrated (T1). A mode of $F=WXW^\top$ counts as alive when
 its eigenvalue is at least 1% of the largest at the end.
+
+Scale and shape. The rules are scale-free by design: they were built for the *normalised*
+loss of the networks ($-2\cos$), where only the directions of $F$ matter. Under T1's plain
+squared loss the overall scale of $F$ is free to drift: DirectPred's $p_{\max}=1+\epsilon$
+exceeds the $p_+\approx\tau/(1+\sigma^2)$ at which a mode holds still (T9), so the whole of
+$F$ shrinks while its shape settles. The table therefore reports both: `scale`, the largest
+eigenvalue of $F$ at the end over that at the start, and the shape, $s_j$ relative to the
+largest.
 """),
     code("""
 n1 = n2 = 8
@@ -657,10 +665,11 @@ rows = []
 for label, sol in flows.items():
     spectrum = matrix.spectrum(sol.F)[0]  # (T, n2), descending
     final = spectrum[-1] / spectrum[-1, 0]
-    rows.append(dict(rule=label, alive=int(np.sum(final >= 1e-2)),
+    rows.append(dict(rule=label, scale=spectrum[-1, 0] / spectrum[0, 0],
+                     alive=int(np.sum(final >= 1e-2)),
                      **{f"s{j + 1}": final[j] for j in range(n2)}))
 alive_table = pd.DataFrame(rows).set_index("rule")
-alive_table.round(3)
+alive_table.style.format("{:.3g}")
 """),
     code("""
 fig, axes = plt.subplots(2, 6, figsize=(14, 5), sharex=True, sharey=True)
@@ -679,9 +688,16 @@ fig.suptitle(f"Linear BYOL (T1), non-isotropic X, X': the spectrum of F under ea
 fig.tight_layout()
 """),
     md(r"""
-The ridge (R9) matters: DirectCopy without its $\epsilon I$ loses the weakest modes that the
-$\epsilon=0.1$ version keeps ([E] reports DirectCopy needs the ridge tuned precisely).
-A sweep of the ridge on the bare Newton-Schulz rule:
+Reading the table: the eigen-based rules with a ridge (DirectPred, DirectCopy with
+$\epsilon=0.1$) keep every mode; without it DirectCopy loses the weakest ones ([E] reports
+DirectCopy needs the ridge tuned precisely); Stiefel (a polar factor, all singular values 1)
+lets one direction dominate; and the optimal predictor LRP (R3) freezes the shape of $F$
+while its scale decays as $e^{-2\eta t}$: with a square invertible $W$ and $W_a(0)=W(0)$,
+$W_p=C_{to}C_{oo}^{-1}$ fits the target exactly (T1's residual $E=0$), so no gradient reaches
+$W$ and it feels nothing but weight decay, the linear-model face of [T] Table 1's failed
+plug-in optimum. A sweep of the ridge (R9) on the bare
+Newton-Schulz rule: too little and the weakest modes die, too much and $W_p\approx\alpha I$
+no longer tells the modes apart.
 """),
     code("""
 ridges = (0.0, 0.15, 0.3, 0.6) if FAST else (0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)

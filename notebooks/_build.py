@@ -760,6 +760,7 @@ summary = dict(
     alive=alive_table["alive"].to_dict(),
     edge=edge_table.drop(columns="E3_le_bound").to_dict("index"),
     ns_error_n9=float(errors.iloc[8, 0]),
+    eta=h.eta, t_end=float(t[-1]), lrp_scale=float(alive_table.loc["lrp (R3)", "scale"]),
 )
 print(json.dumps(summary))
 """),

@@ -162,7 +162,8 @@ def test_03_closed_form_predictors_R1_state_and_E1_E3(tmp_path, kernel_env, monk
     """R1 applied here to the notebook's final linear-model state gives its Wp (the flow sets
     Wp = rule(C_oo, C_to) at every instant); E1-E5 recomputed from it match the notebook's
     table; every rule's E3 <= E1 + ||P||_2 E2 (theory.md section 4); R6 at n = 9 is close to
-    Sigma^(1/2); R2 without its ridge keeps fewer modes alive than with it (R9)."""
+    Sigma^(1/2); R2 without its ridge keeps fewer modes alive than with it (R9); under R3
+    (LRP) the residual of T1 vanishes, so F decays as exp(-2 eta t)."""
     from linear_ssl import diagnostics
 
     nb, summary = execute("03_closed_form_predictors.ipynb", tmp_path, kernel_env, monkeypatch)
@@ -178,5 +179,8 @@ def test_03_closed_form_predictors_R1_state_and_E1_E3(tmp_path, kernel_env, monk
     for r in summary["edge"].values():
         assert r["E3"] <= r["E1"] + r["norm"] * r["E2"] + 1e-12
     assert summary["ns_error_n9"] < 1e-4
+    # R3 on a square W with Wa(0) = W(0) fits the target exactly: W feels only weight decay
+    expected_scale = np.exp(-2 * summary["eta"] * summary["t_end"])
+    assert summary["lrp_scale"] == pytest.approx(expected_scale, rel=1e-3)
     alive = summary["alive"]
     assert alive["directcopy eps=0 (R2)"] < alive["directcopy eps=0.1 (R2)"]

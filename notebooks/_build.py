@@ -403,9 +403,10 @@ for name, ax, flow_values, sgd_values in (
         colour = plt.cm.viridis(j / (n - 1))
         lo, hi = np.percentile(sgd_values[:, :, j], [10, 90], axis=1)
         ax.fill_between(run.t, lo, hi, color=colour, alpha=0.25, lw=0)
+        ax.plot(run.t[::4], sgd_values[::4, :, j].mean(axis=1), "o", ms=3, color=colour)
         ax.plot(t, flow_values[:, j], color=colour)
     ax.set(xlabel="flow time $t$", ylabel=f"${name}_j$")
-fig.suptitle(f"T7 (lines) vs SGD (10-90% band over {seeds} seeds, lr = 0.02, "
+fig.suptitle(f"T7 (lines) vs SGD (dots: mean, band: 10-90% over {seeds} seeds, lr = 0.02, "
              f"momentum 0), $\\\\alpha_p$ = 1, $\\\\beta$ = 0.5, $\\\\eta$ = 0.02, "
              "$\\\\sigma^2$ = 0.2")
 fig.tight_layout()

@@ -88,6 +88,11 @@ class Hyper:
         convention="paper": [T]'s looser per-step reading, dt = lr (momentum
         ignored), lr * beta = 1 - ema and lr * eta = wd (a decay applied once per step).
         ema=None means SimSiam (no EMA target: beta None).
+
+        T1 decays W and Wp at the same rate eta. A predictor trained with lr
+        alpha_p * lr and the same coupled weight decay wd decays at alpha_p * wd in flow
+        time instead; the two agree for alpha_p = 1 (the papers' runs), and
+        ``theory.sgd.simulate`` gives the predictor wd / alpha_p to follow T1 exactly.
         """
         _check("lr", lr, lr is not None and lr > 0, "> 0")
         _check("momentum", momentum, momentum is not None and 0 <= momentum < 1, "in [0, 1)")

@@ -78,8 +78,8 @@ def images(nb) -> int:
 
 def test_01_eigenmode_flow_basin_edge_is_T9_p_minus(tmp_path, kernel_env, monkeypatch):
     """T9: the basin edge the notebook finds by simulation is p-, its survivors end at p+;
-    T8's invariant holds to integrator tolerance; T11: larger alpha_p shrinks the basin and
-    larger eta widens it."""
+    T8's invariant holds to integrator tolerance; T11: larger alpha_p shrinks the basin,
+    larger eta widens it, and a looser EMA (smaller beta) traps more modes."""
     nb, summary = execute("01_eigenmode_flow.ipynb", tmp_path, kernel_env, monkeypatch)
     assert images(nb) >= 4
     h = Hyper(alpha_p=summary["alpha_p"], eta=summary["eta"])
@@ -92,6 +92,9 @@ def test_01_eigenmode_flow_basin_edge_is_T9_p_minus(tmp_path, kernel_env, monkey
         assert frac[f"4,{eta}"] < frac[f"0.5,{eta}"]
     for alpha in ("0.5", "1", "4"):
         assert frac[f"{alpha},0.02"] < frac[f"{alpha},0.2"]
+    ema = [summary["ema_collapsed"][b] for b in ("0.02", "0.05", "0.2", "1.0", "SimSiam")]
+    assert all(a >= b for a, b in zip(ema, ema[1:], strict=False))  # T11: small beta traps more
+    assert ema[0] > ema[-1]
 
 
 def test_02_matrix_vs_modes_vs_sgd_T1_T2_T6_T7(tmp_path, kernel_env, monkeypatch):

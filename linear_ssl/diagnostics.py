@@ -312,3 +312,146 @@ class EigenTracker:
         if set(state) != {"basis"}:
             raise ValueError(f"state has keys {sorted(state)}: expected ['basis']")
         self.basis = state["basis"]
+
+
+# --------------------------------------------------------------------------- E7
+# k-PCA [E]: with tau = 1 (target = online) and no augmentation, f_a = f, so C_to = C_tt =
+# C_oo = F, and the best rank-k predictor is the orthogonal projection onto F's top-k
+# eigenvectors (F is [E]'s E[Z^T Z]). Constrained to rank one, its update is Krasulina's.
+
+__all__ += ["krasulina", "optimal_rank_k_predictor", "prediction_loss", "subspace_distance"]
+
+
+def _rank(name: str, k: int, largest: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= largest:
+        raise ValueError(f"{name}={k!r} is invalid: it must be an integer in [1, {largest}]")
+    return k
+
+
+def prediction_loss(Wp: Array, C_oo: Array, C_to: Array, C_tt: Array) -> float:
+    """E6's regression loss at any predictor: E||Wp f - f_a||^2.
+
+    = tr(Wp C_oo Wp^T) - 2 tr(Wp C_to^T) + tr(C_tt), from the second moments alone;
+    ``lrp_loss`` is its minimum over all Wp, ``optimal_rank_k_predictor`` its minimiser
+    over rank-k Wp (E7).
+    """
+    xp, Wp = _float_matrix("Wp", Wp)
+    _, C_oo = _float_matrix("C_oo", C_oo)
+    _, C_to = _float_matrix("C_to", C_to)
+    _, C_tt = _float_matrix("C_tt", C_tt)
+    for name, M in (("C_oo", C_oo), ("C_to", C_to), ("C_tt", C_tt)):
+        _same_shape("Wp", Wp, name, M)
+    trace_tt = xp.sum(xp.linalg.diagonal(C_tt))
+    return float(xp.sum((Wp @ C_oo) * Wp) - 2 * xp.sum(Wp * C_to) + trace_tt)
+
+
+def optimal_rank_k_predictor(C_oo: Array, C_to: Array, k: int, reg: float = 0.0) -> Array:
+    """E7: the rank-k Wp minimising E6's loss E||Wp f - f_a||^2 (reduced-rank regression).
+
+    With A = C_oo (+ reg I) and W* = C_to A^-1 (R3, ``lrp``), the loss is
+    L(Wp) = L(W*) + ||(Wp - W*) A^(1/2)||_F^2 (+ reg ||Wp||_F^2 when reg > 0). Wp has rank k
+    iff Wp A^(1/2) does, so by Eckart-Young the optimum truncates M = W* A^(1/2) =
+    C_to A^(-1/2) to its top-k left singular vectors U_k, the top-k eigenvectors of
+    M M^T = C_to A^-1 C_to^T = W* C_to^T:
+
+        Wp_k = U_k U_k^T W*,   L(Wp_k) = tr(C_tt) - sum_{j <= k} lambda_j(W* C_to^T).
+
+    It is not the rank-k truncation of W* itself (that is optimal only when A ~ I).
+    E7, tau = 1 and no augmentation: C_to = C_oo = F, so W* = I, W* C_to^T = F and Wp_k is
+    the orthogonal projection onto F's top-k eigenvectors ([E]'s P = Wp_k^T is the same
+    symmetric matrix), with loss the sum of F's n - k smallest eigenvalues (with C_tt = F).
+    Ties lambda_k = lambda_{k+1} leave the span undetermined: eigh picks one. A singular
+    C_oo raises ValueError, as in ``lrp``: pass reg > 0.
+    """
+    xp, C_to = _float_matrix("C_to", C_to)
+    k = _rank("k", k, C_to.shape[0])
+    W_star = lrp(C_oo, C_to, reg=reg)  # checks C_oo (symmetric, same shape, invertible)
+    G = W_star @ C_to.T
+    _, U = xp.linalg.eigh((G + G.T) / 2)  # ascending: the top k are the last columns
+    U_k = U[:, G.shape[0] - k :]
+    return U_k @ (U_k.T @ W_star)
+
+
+def _column_basis(name: str, M: Array, rank: int | None) -> tuple[Any, Array]:
+    """(namespace, orthonormal basis of M's column span) from the SVD; a vector is one column.
+
+    rank=None counts the singular values above max(shape) * eps * sigma_max (numpy's
+    matrix_rank rule); rank=r keeps the top r left singular vectors.
+    """
+    if getattr(M, "ndim", None) == 1:
+        M = M[:, None]
+    xp, M = _float_matrix(name, M, square=False)
+    U, s, _ = xp.linalg.svd(M, full_matrices=False)
+    if not float(s[0]) > 0:
+        raise ValueError(f"{name} is zero: it spans no subspace")
+    if rank is None:
+        rank = int(xp.sum(s > max(M.shape) * xp.finfo(M.dtype).eps * s[0]))
+    return xp, U[:, : _rank("rank", rank, s.shape[0])]
+
+
+def subspace_distance(A: Array, B: Array, rank: int | None = None) -> float:
+    """E7: ||P_A - P_B||_2 between the orthogonal projections onto the column spans of A, B.
+
+    For spans of equal dimension this is the sine of the largest principal angle between
+    them (0 for the same span, 1 when some direction of one is orthogonal to the other);
+    spans of different dimensions are at distance 1. A or B may be a vector (one column), a
+    basis, or any matrix with that span (e.g. a rank-k predictor Wp). rank=None reads each
+    span's dimension off the singular values; rank=r takes the top-r left singular
+    directions of both (for nearly rank-deficient input).
+    """
+    xp, Q_A = _column_basis("A", A, rank)
+    _, Q_B = _column_basis("B", B, rank)
+    if Q_A.shape[0] != Q_B.shape[0]:
+        raise ValueError(
+            f"A has {Q_A.shape[0]} rows but B has {Q_B.shape[0]}: they must live in one space"
+        )
+    return _spectral_norm(xp, Q_A @ Q_A.T - Q_B @ Q_B.T)
+
+
+def krasulina(samples: Array, w0: Array, lr: float | Array) -> Array:
+    """E7: Krasulina's online top-eigenvector rule, the rank-1 constrained predictor update.
+
+    For each step t, with C_t = mean_b x x^T over the batch samples[t] (one sample when
+    samples is (T, n), B samples when it is (T, B, n)):
+
+        w <- w + lr_t (C_t w - (w^T C_t w / w^T w) w).
+
+    It is gradient descent on E6's loss with tau = 1, no augmentation and Wp = w w^T / w^T w
+    (a rank-1 orthogonal projection): grad_w mean ||x - Wp x||^2 = -(2 / w^T w) (C_t w -
+    (w^T C_t w / w^T w) w), so each step is -lr_t (w^T w / 2) times the gradient. The step
+    is orthogonal to w, so ||w|| never decreases; w converges in direction to the top
+    eigenvector of E[x x^T] for decaying lr_t (sum lr_t = inf, sum lr_t^2 < inf).
+
+    lr: a number, or one rate per step (length T). Returns the trajectory, shape (T + 1, n),
+    row 0 being w0 (of the samples' type and floating dtype).
+    """
+    if getattr(samples, "ndim", None) not in (2, 3):
+        raise ValueError(
+            f"samples has {getattr(samples, 'ndim', 'no')} dimensions: pass (T, n) or (T, B, n)"
+        )
+    if getattr(w0, "ndim", None) != 1 or w0.shape[0] != samples.shape[-1]:
+        raise ValueError(
+            f"w0 has shape {tuple(getattr(w0, 'shape', ()))}: it must be ({samples.shape[-1]},), "
+            "one entry per sample coordinate"
+        )
+    T, n = samples.shape[0], samples.shape[-1]
+    xp, X = _float_matrix("samples", samples.reshape(-1, n), square=False)
+    xp_w, W = _float_matrix("w0", w0[None, :], square=False)
+    if xp_w is not xp:
+        raise ValueError("samples and w0 are arrays of different libraries: pass both alike")
+    X = xp.reshape(X, (T, -1, n))
+    w = xp.astype(W[0, :], X.dtype)
+    if not float(xp.linalg.vector_norm(w)) > 0:
+        raise ValueError("w0 is zero: start Krasulina's rule from a nonzero vector")
+    rates = np.asarray(lr, dtype=float)
+    if rates.ndim == 0:
+        rates = np.full(T, float(rates))
+    if rates.shape != (T,) or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise ValueError(f"lr must be a positive number or {T} positive finite rates (one a step)")
+    path = [w]
+    for t in range(T):
+        x = X[t, ...]
+        C_w = ((x @ w) @ x) / x.shape[0]  # C_t w
+        w = w + float(rates[t]) * (C_w - (xp.sum(w * C_w) / xp.sum(w * w)) * w)
+        path.append(w)
+    return xp.stack(path)

@@ -38,18 +38,22 @@ __all__ = [
     "asymmetry",
     "commutator_norm",
     "edge_of_orthogonality",
+    "krasulina",
     "lrp_loss",
     "match_eigenbasis",
     "normalise_predictor",
     "normalised_spectrum",
     "normalised_trace",
+    "optimal_rank_k_predictor",
     "participation_ratio",
+    "prediction_loss",
     "polar_distance",
     "quasi_orthogonality",
     "quasi_projection",
     "quasi_symmetry",
     "spectral_radius",
     "stable_rank",
+    "subspace_distance",
 ]
 
 Array = Any
@@ -211,14 +215,7 @@ def lrp_loss(C_oo: Array, C_to: Array, C_tt: Array, reg: float = 0.0) -> float:
     target latents off the online latents' span); C_tt = E[f_a f_a^T]. reg > 0 evaluates
     the loss E||Wp f - f_a||^2 at the ridge optimum Wp = C_to (C_oo + reg I)^-1 instead.
     """
-    xp, C_tt = _float_matrix("C_tt", C_tt)
-    _, C_to = _float_matrix("C_to", C_to)
-    _, C_oo = _float_matrix("C_oo", C_oo)
-    _same_shape("C_tt", C_tt, "C_to", C_to)
-    Wp = lrp(C_oo, C_to, reg=reg)
-    # E||Wp f - f_a||^2 = tr(Wp C_oo Wp^T) - 2 tr(Wp C_to^T) + tr(C_tt)
-    loss = xp.sum((Wp @ C_oo) * Wp) - 2 * xp.sum(Wp * C_to) + xp.sum(xp.linalg.diagonal(C_tt))
-    return float(loss)
+    return prediction_loss(lrp(C_oo, C_to, reg=reg), C_oo, C_to, C_tt)
 
 
 def normalised_spectrum(M: Array, kind: Literal["sv", "eig"] = "sv") -> Array:
@@ -318,8 +315,6 @@ class EigenTracker:
 # k-PCA [E]: with tau = 1 (target = online) and no augmentation, f_a = f, so C_to = C_tt =
 # C_oo = F, and the best rank-k predictor is the orthogonal projection onto F's top-k
 # eigenvectors (F is [E]'s E[Z^T Z]). Constrained to rank one, its update is Krasulina's.
-
-__all__ += ["krasulina", "optimal_rank_k_predictor", "prediction_loss", "subspace_distance"]
 
 
 def _rank(name: str, k: int, largest: int) -> int:

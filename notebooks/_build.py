@@ -897,8 +897,9 @@ pd.DataFrame({c.flow: {k: c.agreement[k] for k in keys} for c in (comparison, t7
 `write_linear_run` trains the linear model itself by minibatch SGD (`theory.sgd`, $X=I$,
 $X'=\sigma^2I$, an aligned start from `aligned_init`, a trainable linear predictor) and
 writes it in the trainer's run format. The same `compare_run` call then tests T7 where its
-assumptions hold: the errors are small (set by SGD noise and the step size, see notebook 2)
-and the measured $(p_j, s_j)$ sit on a parabola.
+assumptions hold: the errors are small (set by SGD noise and the step size, see notebook 2).
+Its $(p_j, s_j)$ approach T8's parabola only at the rate $2\eta$, so the parabola fit's $R^2$
+says how far this short run got, not whether the theory holds.
 """),
     code("""
 h_lin = Hyper(alpha_p=1.0, beta=0.5, eta=0.02, sigma2=0.2)

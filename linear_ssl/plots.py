@@ -23,17 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from cycler import cycler
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # figures are files; must precede pyplot (no display is needed)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from cycler import cycler  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from linear_ssl import diagnostics, predictors  # noqa: E402
-from linear_ssl.theory import Hyper, matrix, modes  # noqa: E402
+from linear_ssl import diagnostics, predictors
+from linear_ssl.theory import Hyper, matrix, modes
 
 __all__ = [
     "OKABE_ITO",

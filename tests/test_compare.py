@@ -174,6 +174,11 @@ def test_missing_spectra_and_bad_t0_give_one_line_errors(tmp_path, capsys, close
     assert compare.compare_cli(tmp_path / "bare") == 1
     message = capsys.readouterr().err
     assert message.count("\n") == 1 and "no spectra records" in message
+    mlp = RunWriter(tmp_path / "mlp")
+    mlp.write_config("name: mlp\npredictor: {kind: mlp}\n")
+    mlp.write_spectra(10, {"mode_s": np.ones(3), "mode_tau": np.ones(3)})
+    with pytest.raises(ValueError, match=r"records no mode_p \(predictor.kind='mlp'\)"):
+        compare.compare_run(tmp_path / "mlp")
     run = closed_loop[0.02].run
     with pytest.raises(ValueError, match="not a record step"):
         compare.compare_run(run, t0_step=7)

@@ -40,6 +40,8 @@ import numpy as np
 from array_api_compat import array_namespace
 
 __all__ = [
+    "PartitionedCorrelation",
+    "PartitionedRule",
     "PredictorRule",
     "RunningCorrelation",
     "available_rules",
@@ -494,15 +496,21 @@ def _canonical(name: str) -> str:
     return key
 
 
-def get_rule(name: str, **params: Any) -> PredictorRule:
+def get_rule(
+    name: str, partitions: int | None = None, partition_seed: int = 0, **params: Any
+) -> PredictorRule | PartitionedRule:
     """The R-rule ``name`` with its parameters: ``fn(F, C_to) -> Wp``.
 
     e.g. get_rule("directpred", eps=0.1), get_rule("stiefel", ridge=0.3),
     get_rule("newton_schulz", source="F", ema=0.9). Every rule takes ridge (R9, default 0)
     and ema (R10, default None: off); the [E] iterations (visser, newton_schulz, ns2,
     stiefel) take source="C_to" (default) or "F". An unknown name or parameter raises a
-    one-line ValueError listing the valid ones.
+    one-line ValueError listing the valid ones. ``partitions=K`` (an F-only rule, no ema)
+    returns R1's partition variant, ``PartitionedRule`` (K random hyperplanes drawn from
+    ``partition_seed``).
     """
+    if partitions is not None:
+        return PartitionedRule(get_rule(name, **params), partitions, partition_seed)
     key = _canonical(name)
     valid = _rule_parameters(key)
     unknown = sorted(set(params) - set(valid))
@@ -516,6 +524,125 @@ def get_rule(name: str, **params: Any) -> PredictorRule:
 def needs_cross(name: str, **params: Any) -> bool:
     """Whether the configured rule reads C_to (a trainer accumulates it only then)."""
     return get_rule(name, **params).needs_cross
+
+
+# --------------------------------------------------------------------------- R1 partition variant
+
+
+class PartitionedRule:
+    """R1's partition variant: a piecewise-linear predictor from per-region F_hat.
+
+    Read as the reference code does ([T]'s code, ``predictor_reg="partition"``): the
+    *input space* of the predictor (the features f, dimension n) is cut by K random
+    hyperplanes w_k ~ N(0, I_n) (drawn once from ``seed``). For each k a sample lies on
+    the positive side when w_k . f >= the batch mean of w_k . f (each view thresholded
+    by its own batch). F_hat is estimated separately on each side of each hyperplane
+    (``PartitionedCorrelation``), the wrapped rule gives Wp[k, side] = rule(F_hat[k, side]),
+    and a sample f is predicted by the mean over the K hyperplanes of the Wp of its side:
+    p(f) = (1/K) sum_k Wp[k, side_k(f)] f. The rule must read F only (no C_to) and carry
+    no ema (R10 state would mix the 2K matrices).
+    """
+
+    def __init__(self, rule: PredictorRule, partitions: int, seed: int = 0) -> None:
+        self.partitions = _positive_int("partitions", partitions)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"partition_seed={seed!r} is invalid: it must be an integer")
+        if rule.needs_cross or rule.ema is not None:
+            raise ValueError(
+                f"rule {rule.name!r} with partitions needs an F-only rule without ema: "
+                "use directpred, directset, directcopy or source='F'"
+            )
+        self.rule, self.seed, self.name = rule, seed, rule.name
+        self.needs_cross = False
+        self.params = {**rule.params, "partitions": self.partitions, "partition_seed": seed}
+
+    def planes(self, f: Array) -> Array:
+        """The (n, K) hyperplane normals, in f's namespace, dtype and device."""
+        xp = array_namespace(f)
+        normals = np.random.default_rng(self.seed).standard_normal((f.shape[1], self.partitions))
+        return xp.asarray(normals, dtype=f.dtype, device=f.device)
+
+    def sides(self, f: Array) -> Array:
+        """(batch, K) booleans: sample b lies on the positive side of hyperplane k."""
+        xp = array_namespace(f)
+        projection = f @ self.planes(f)
+        return projection >= xp.mean(projection, axis=0)[None, :]
+
+    def __call__(self, F_sides: Array, C_to: Array | None = None) -> Array:
+        """(K, 2, n, n) Wp from (K, 2, n, n) F_hat; [:, 0] positive sides, [:, 1] negative."""
+        xp = array_namespace(F_sides)
+        if tuple(F_sides.shape[:2]) != (self.partitions, 2) or F_sides.ndim != 4:
+            raise ValueError(
+                f"F_sides has shape {tuple(F_sides.shape)}: expected ({self.partitions}, 2, n, n)"
+            )
+        rows = [xp.stack([self.rule(F_sides[k, j]) for j in range(2)]) for k in range(len(F_sides))]
+        return xp.stack(rows)
+
+    def predict(self, f: Array, Wp_sides: Array) -> Array:
+        """p(f) = (1/K) sum_k Wp[k, side_k(f)] f for each row f of the (batch, n) array."""
+        xp = array_namespace(f, Wp_sides)
+        side = xp.permute_dims(self.sides(f), (1, 0))[:, :, None]  # (K, batch, 1)
+        transposed = xp.permute_dims(Wp_sides, (0, 1, 3, 2))
+        positive, negative = f[None, :, :] @ transposed[:, 0], f[None, :, :] @ transposed[:, 1]
+        return xp.mean(xp.where(side, positive, negative), axis=0)
+
+    def __repr__(self) -> str:
+        return f"PartitionedRule({self.rule!r}, partitions={self.partitions}, seed={self.seed})"
+
+
+class PartitionedCorrelation:
+    """EMA of the per-side F_hat of a ``PartitionedRule``: a (K, 2, n, n) array.
+
+    Per batch, each side's estimate is the mean of f f^T over the samples of all views on
+    that side (zero when the side is empty), blended as in ``RunningCorrelation``:
+    F <- rho F + (1 - rho) F_batch, the first batch stored as is.
+    """
+
+    def __init__(self, rule: PartitionedRule, rho: float = 0.3) -> None:
+        rho = _finite("rho", rho)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"rho={rho!r} is invalid: it must be in [0, 1)")
+        self.rule, self.rho, self.count = rule, rho, 0
+        self._F: Array | None = None
+
+    def batch_estimate(self, online: Array | Sequence[Array]) -> Array:
+        """(K, 2, n, n) side means of f f^T over the views' samples (theory.md section 3)."""
+        views = _views("online", online)
+        xp = array_namespace(*views)
+        total, counts = 0.0, 0.0
+        for v in views:
+            weight = xp.astype(self.rule.sides(v), v.dtype)  # (batch, K)
+            weights = xp.stack([weight, 1.0 - weight], axis=1)  # (batch, 2, K)
+            weights = xp.permute_dims(weights, (2, 1, 0))[:, :, None, :]  # (K, 2, 1, batch)
+            total = total + (v.T[None, None, :, :] * weights) @ v
+            counts = counts + xp.sum(weights, axis=3)[..., None]
+        return total / xp.maximum(counts, xp.ones_like(counts))
+
+    def update(self, online: Array | Sequence[Array]) -> None:
+        """Add one batch (one (batch, n) array per view)."""
+        new = self.batch_estimate(online)
+        self._F = new if self._F is None else self.rho * self._F + (1.0 - self.rho) * new
+        self.count += 1
+
+    @property
+    def F(self) -> Array:
+        """The (K, 2, n, n) per-side F_hat."""
+        if self._F is None:
+            raise ValueError("no batch yet: call update() first")
+        return self._F
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rho": self.rho, "count": self.count, "F": self._F}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != {"rho", "count", "F"}:
+            raise ValueError(f"state has keys {sorted(state)}: expected ['F', 'count', 'rho']")
+        if state["rho"] != self.rho:
+            raise ValueError(
+                f"state was saved with rho={state['rho']!r} but this estimate has "
+                f"rho={self.rho!r}: build it with the same settings"
+            )
+        self.count, self._F = int(state["count"]), state["F"]
 
 
 # --------------------------------------------------------------------------- running estimates

@@ -6,6 +6,12 @@ After optimiser step s (1-based) the rule overwrites Wp whenever (s - 1) % freq 
 i.e. at steps 1, 1 + freq, 1 + 2 freq, ...; in between Wp takes ordinary optimiser
 steps, as the reference code does with freq > 1. The plug-in optimum of [T] Table 1 is
 ``rule: lrp`` (R3, with ``params: {reg: ...}``).
+
+``params: {partitions: K, partition_seed: s}`` selects R1's partition variant
+(``predictors.PartitionedRule``): per-side F_hat (``PartitionedCorrelation``) and a
+piecewise-linear prediction from the (K, 2, n, n) buffer ``Wp_sides``, which starts as
+copies of the initial Wp and is overwritten by the rule on the same steps (it takes no
+optimiser steps in between; ``matrix`` is None since no single Wp exists).
 """
 
 from __future__ import annotations
@@ -14,7 +20,12 @@ from typing import Any
 
 import torch
 
-from linear_ssl.predictors import RunningCorrelation, get_rule
+from linear_ssl.predictors import (
+    PartitionedCorrelation,
+    PartitionedRule,
+    RunningCorrelation,
+    get_rule,
+)
 from linear_ssl.train.methods.base import PredictorHead, register_predictor
 from linear_ssl.train.nets import linear_predictor
 
@@ -36,21 +47,31 @@ class ClosedFormPredictor(PredictorHead):
         self.net = linear_predictor(dim, bias=bool(cfg.bias), symmetric=bool(cfg.symmetric))
         self.rule = _rule_from_config(cfg)
         self.freq = int(cfg.freq)
-        self.estimate = RunningCorrelation(float(cfg.rho), cross=self.rule.needs_cross)
+        self.partitioned = isinstance(self.rule, PartitionedRule)
+        if self.partitioned:
+            self.estimate = PartitionedCorrelation(self.rule, float(cfg.rho))
+            initial = self.net.matrix.detach().clone()
+            sides = initial.expand(self.rule.partitions, 2, dim, dim).clone()
+            self.register_buffer("Wp_sides", sides)
+        else:
+            self.estimate = RunningCorrelation(float(cfg.rho), cross=self.rule.needs_cross)
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
         _rule_from_config(cfg)
 
     @property
-    def matrix(self) -> torch.Tensor:
-        return self.net.matrix
+    def matrix(self) -> torch.Tensor | None:
+        return None if self.partitioned else self.net.matrix
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        return self.rule.predict(z, self.Wp_sides) if self.partitioned else self.net(z)
 
     def observe(self, z1, z2, t1, t2) -> None:
-        self.estimate.update([z1, z2], [t1, t2] if self.rule.needs_cross else None)
+        if self.partitioned:
+            self.estimate.update([z1, z2])
+        else:
+            self.estimate.update([z1, z2], [t1, t2] if self.rule.needs_cross else None)
 
     def applies_at(self, step: int) -> bool:
         """Whether the rule overwrites Wp after optimiser step ``step`` (1-based)."""
@@ -59,6 +80,9 @@ class ClosedFormPredictor(PredictorHead):
     @torch.no_grad()
     def after_optimizer_step(self, step: int) -> None:
         if self.applies_at(step):
+            if self.partitioned:
+                self.Wp_sides.copy_(self.rule(self.estimate.F))
+                return
             C_to = self.estimate.C_to if self.rule.needs_cross else None
             Wp = self.rule(self.estimate.F, C_to)
             self.net.set_matrix(Wp.to(self.net.weight.dtype))

@@ -654,33 +654,10 @@ def linear_record(
     """A spectra record of the linear model, in the trainer's names (docs/run_format.md).
 
     Exact expectations in place of the trainer's running estimates: F_hat = E[f f^T] over
-    the two views = W (X + X') W^T, C_to = E[f_a f^T] = Wa X W^T; the E-functions are
-    those of ``linear_ssl.diagnostics`` (as in train.recorder).
+    the two views = W (X + X') W^T, C_to = E[f_a f^T] = Wa X W^T; the arrays are those of
+    ``diagnostics.spectra_record``, as in train.recorder.
     """
-    F = W @ (X + Xp) @ W.T
-    F = (F + F.T) / 2
-    C_to = Wa @ X @ W.T
-    s, U = tracker.update(F)
-    rec: dict[str, Any] = {
-        "F_eigvals": np.linalg.eigvalsh(F)[::-1].copy(),
-        "F_pr": diagnostics.participation_ratio(F),
-        "F_spectrum_normalised": diagnostics.normalised_spectrum(F, kind="eig"),
-        "mode_s": s,
-        "mode_p": np.einsum("ij,ik,kj->j", U, Wp, U),
-    }
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rec["mode_tau"] = np.einsum("ij,ik,kj->j", U, C_to, U) / s
-    eig = np.linalg.eigvals(Wp)
-    eig = eig[np.lexsort((-eig.imag, -eig.real))]
-    rec["Wp_eigvals_real"], rec["Wp_eigvals_imag"] = eig.real, eig.imag
-    rec["Wp_singvals"] = np.linalg.svd(Wp, compute_uv=False)
-    rec["alignment"] = diagnostics.alignment(F, Wp)
-    rec["alignment_matrix"] = diagnostics.alignment_matrix(F, Wp).astype(np.float32)
-    rec["asymmetry"] = diagnostics.asymmetry(Wp)
-    rec["commutator"] = diagnostics.commutator_norm(F, Wp)
-    for key, value in diagnostics.edge_of_orthogonality(Wp).items():
-        rec[f"E_{key}"] = value
-    return {k: np.asarray(v) for k, v in rec.items()}
+    return diagnostics.spectra_record(W @ (X + Xp) @ W.T, Wa @ X @ W.T, Wp, tracker)
 
 
 def _config_yaml(config: dict[str, Any]) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "quasi_orthogonality",
     "quasi_projection",
     "quasi_symmetry",
+    "spectra_record",
     "spectral_radius",
     "stable_rank",
     "subspace_distance",
@@ -309,6 +310,46 @@ class EigenTracker:
         if set(state) != {"basis"}:
             raise ValueError(f"state has keys {sorted(state)}: expected ['basis']")
         self.basis = state["basis"]
+
+
+def spectra_record(
+    F: np.ndarray, C_to: np.ndarray, Wp: np.ndarray | None, tracker: EigenTracker
+) -> dict[str, np.ndarray]:
+    """One spectra record (names and shapes: docs/run_format.md), on the host in NumPy.
+
+    From F_hat (symmetrised here), C_to = E[f_a f^T] and Wp (None: a non-linear head, then
+    only F's arrays): F's spectrum, PR and E8; along ``tracker``'s modes (updated here)
+    mode_s, mode_tau = u^T C_to u / s and mode_p = u^T Wp u; Wp's eigenvalues (by
+    descending real part), singular values, [T] Fig. 2 alignment, asymmetry, ||[F, Wp]||
+    and E1-E5. Shared by the trainer's recorder and the linear model's bridge
+    (``compare.linear_record``).
+    """
+    F = np.asarray(F, dtype=np.float64)
+    F = (F + F.T) / 2
+    C_to = np.asarray(C_to, dtype=np.float64)
+    s, U = tracker.update(F)
+    rec: dict[str, Any] = {
+        "F_eigvals": np.linalg.eigvalsh(F)[::-1].copy(),
+        "F_pr": participation_ratio(F),
+        "F_spectrum_normalised": normalised_spectrum(F, kind="eig"),  # E8
+        "mode_s": s,
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec["mode_tau"] = np.einsum("ij,ik,kj->j", U, C_to, U) / s
+    if Wp is not None:
+        Wp = np.asarray(Wp, dtype=np.float64)
+        rec["mode_p"] = np.einsum("ij,ik,kj->j", U, Wp, U)
+        eig = np.linalg.eigvals(Wp)
+        eig = eig[np.lexsort((-eig.imag, -eig.real))]
+        rec["Wp_eigvals_real"], rec["Wp_eigvals_imag"] = eig.real, eig.imag
+        rec["Wp_singvals"] = np.linalg.svd(Wp, compute_uv=False)
+        rec["alignment"] = alignment(F, Wp)
+        rec["alignment_matrix"] = alignment_matrix(F, Wp).astype(np.float32)
+        rec["asymmetry"] = asymmetry(Wp)
+        rec["commutator"] = commutator_norm(F, Wp)
+        for key, value in edge_of_orthogonality(Wp).items():  # E1-E5
+            rec[f"E_{key}"] = value
+    return {k: np.asarray(v) for k, v in rec.items()}
 
 
 # --------------------------------------------------------------------------- E7

@@ -3,12 +3,12 @@
 Every step (cheap, no host sync) it updates its own running F_hat = E[f f^T] and
 C_to = E[f_a f^T] (``predictors.RunningCorrelation``, rate rho, both views, online and
 target projector outputs, detached), whatever the predictor. Every ``record.every``
-steps it moves F_hat, C_to and Wp to the host and computes, in float64 with the
-E-functions of ``linear_ssl.diagnostics`` (never re-implemented here), the arrays that
-docs/run_format.md lists. Per-mode arrays come in two orders: ``F_eigvals``,
-``alignment``, ``alignment_matrix`` by descending eigenvalue ([T] Fig. 2), and
-``mode_*`` along F_hat's eigenvectors tracked across records (``EigenTracker``: same
-mode, same sign, through level crossings), which the bridge to T7 needs.
+steps it moves F_hat, C_to and Wp to the host and computes, in float64, the arrays that
+docs/run_format.md lists (``diagnostics.spectra_record``, shared with the linear bridge).
+Per-mode arrays come in two orders: ``F_eigvals``, ``alignment``, ``alignment_matrix`` by
+descending eigenvalue ([T] Fig. 2), and ``mode_*`` along F_hat's eigenvectors tracked
+across records (``EigenTracker``: same mode, same sign, through level crossings),
+which the bridge to T7 needs.
 """
 
 from __future__ import annotations
@@ -56,32 +56,12 @@ class Recorder:
     @torch.no_grad()
     def record(self, method: Any, out: Any) -> dict[str, np.ndarray]:
         """The arrays of one spectra record (names and shapes: docs/run_format.md)."""
-        F = _host(self.estimate.F)
-        F = (F + F.T) / 2
-        C_to = _host(self.estimate.C_to)
-        rec: dict[str, Any] = dict(self.feature_pr(out))
-        rec["F_eigvals"] = np.linalg.eigvalsh(F)[::-1].copy()
-        rec["F_pr"] = diagnostics.participation_ratio(F)
-        rec["F_spectrum_normalised"] = diagnostics.normalised_spectrum(F, kind="eig")  # E8
-        s, U = self.tracker.update(F)
-        rec["mode_s"] = s
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rec["mode_tau"] = np.einsum("ij,ik,kj->j", U, C_to, U) / s
         matrix = method.predictor.matrix
-        if matrix is not None:
-            Wp = _host(matrix)
-            rec["mode_p"] = np.einsum("ij,ik,kj->j", U, Wp, U)
-            eig = np.linalg.eigvals(Wp)
-            eig = eig[np.lexsort((-eig.imag, -eig.real))]
-            rec["Wp_eigvals_real"], rec["Wp_eigvals_imag"] = eig.real, eig.imag
-            rec["Wp_singvals"] = np.linalg.svd(Wp, compute_uv=False)
-            rec["alignment"] = diagnostics.alignment(F, Wp)
-            rec["alignment_matrix"] = diagnostics.alignment_matrix(F, Wp).astype(np.float32)
-            rec["asymmetry"] = diagnostics.asymmetry(Wp)
-            rec["commutator"] = diagnostics.commutator_norm(F, Wp)
-            for key, value in diagnostics.edge_of_orthogonality(Wp).items():  # E1-E5
-                rec[f"E_{key}"] = value
-        return {k: np.asarray(v) for k, v in rec.items()}
+        Wp = None if matrix is None else _host(matrix)
+        rec = diagnostics.spectra_record(
+            _host(self.estimate.F), _host(self.estimate.C_to), Wp, self.tracker
+        )
+        return {**{k: np.asarray(v) for k, v in self.feature_pr(out).items()}, **rec}
 
     def state_dict(self) -> dict[str, Any]:
         return {"estimate": self.estimate.state_dict(), "tracker": self.tracker.state_dict()}

@@ -210,13 +210,21 @@ class Run:
     def hyper(self, sigma2: float = 0.0, convention: str = "torch"):
         """T1: the flow's Hyper for this run's real lr / predictor lr / ema / wd / momentum.
 
-        SimSiam runs give ema None (beta None, tau == 1).
+        SimSiam runs give ema None (beta None, tau == 1). A config without a ``predictor``
+        section (or without ``predictor.lr``) trains the predictor at the backbone's lr, as
+        the trainer does, so alpha_p = 1. A missing ``optim`` or ``method`` entry is a
+        one-line ValueError naming it.
         """
         from linear_ssl.theory.params import Hyper
 
-        optim, method = self.config["optim"], self.config["method"]
-        predictor_lr = self.config["predictor"].get("lr") or optim["lr"]
-        ema = None if method["name"] == "simsiam" else method["ema"]
+        optim = self._section("optim", ("lr", "weight_decay", "momentum"))
+        method = self._section("method", ("name",))
+        predictor = self.config.get("predictor") or {}
+        predictor_lr = predictor.get("lr") or optim["lr"]
+        if method["name"] == "simsiam":
+            ema = None
+        else:
+            ema = self._section("method", ("name", "ema"))["ema"]
         return Hyper.from_training(
             lr=optim["lr"],
             predictor_lr=predictor_lr,
@@ -226,6 +234,18 @@ class Run:
             sigma2=sigma2,
             convention=convention,
         )
+
+    def _section(self, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+        """config[name], after checking it holds ``keys`` (one-line ValueError otherwise)."""
+        section = self.config.get(name)
+        missing = [k for k in keys if not isinstance(section, dict) or k not in section]
+        if missing:
+            names = ", ".join(f"{name}.{k}" for k in missing)
+            raise ValueError(
+                f"{self.path / CONFIG_FILE} has no {names}: Run.hyper needs the training "
+                "config (optim.lr, weight_decay, momentum; method.name, ema)"
+            )
+        return section
 
 
 def load_run(run_dir: str | Path) -> Run:

@@ -79,6 +79,23 @@ def test_hyper_maps_the_run_through_T1(tmp_path):
     assert h.beta is None and h.alpha_p == pytest.approx(1.0)
 
 
+def test_hyper_without_predictor_section_uses_the_backbone_lr_T1(tmp_path):
+    """T1 with no predictor section (a linear or baseline run): predictor lr = lr, so
+    alpha_p = 1, beta and dt as with one; a missing optim entry is a one-line error."""
+    _write_run(tmp_path / "a")
+    config = (tmp_path / "a" / "config.yaml").read_text()
+    no_predictor = "\n".join(ln for ln in config.splitlines() if not ln.startswith("predictor"))
+    (tmp_path / "a" / "config.yaml").write_text(no_predictor + "\n")
+    h = load_run(tmp_path / "a").hyper()
+    dt = 0.05 / (1 - 0.9)
+    assert h.alpha_p == pytest.approx(1.0) and h.dt == pytest.approx(dt)
+    assert h.beta == pytest.approx((1 - 0.99) / dt)
+    (tmp_path / "a" / "config.yaml").write_text("method: {name: byol}\n")
+    with pytest.raises(ValueError, match="has no optim.lr, optim.weight_decay") as err:
+        load_run(tmp_path / "a").hyper()
+    assert "\n" not in str(err.value)
+
+
 def test_missing_or_corrupt_run_directories_are_one_line_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_run(tmp_path / "absent")

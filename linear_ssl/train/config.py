@@ -32,6 +32,8 @@ class DataConfig:
     download: bool = False
     cache_dir: str | None = None
     limit: int | None = None  # train on a fixed random subset of this size (quick runs)
+    stream: bool = False  # imagefolder read by DataLoader workers, not resident (stream.py)
+    workers: int = 8  # DataLoader worker processes when stream (0: decode in the main process)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class ModelConfig:
     projector_hidden: int = 512
     projector_out: int = 128
     bn_affine: bool = False  # projector BatchNorm affine ([T]: False; BYOL ImageNet: True)
+    sync_bn: bool = False  # BatchNorm statistics of the global batch across ranks (BYOL)
 
 
 @dataclass
@@ -108,6 +111,24 @@ class CheckpointConfig:
 
 
 @dataclass
+class SpeedConfig:
+    """One device, fast (linear_ssl.train.speed)."""
+
+    amp: str = "off"  # off | bf16 (torch.autocast on the training device)
+    channels_last: bool = False
+    compile: bool = False  # nn.Module.compile() of the encoders
+    fused: bool = True  # fused SGD on CUDA, foreach elsewhere
+
+
+@dataclass
+class DistributedConfig:
+    """Under torchrun (linear_ssl.train.distributed); ignored in one process."""
+
+    backend: str = "auto"  # auto (nccl on CUDA, gloo otherwise) | nccl | gloo
+    global_augment: bool = False  # every rank augments the whole batch, keeps its rows
+
+
+@dataclass
 class EvalConfig:
     at_end: bool = False  # run linear probe + kNN after training (writes eval.json)
     probe_epochs: int = 50
@@ -126,6 +147,8 @@ class TrainConfig:
     record: RecordConfig = field(default_factory=RecordConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     seed: int = 0
     epochs: int = 1
     max_steps: int | None = None  # stop after this many steps (None: epochs decide)
@@ -259,6 +282,7 @@ def validate(cfg: DictConfig) -> None:
         _require(cfg.max_steps >= 0, "max_steps", cfg.max_steps, ">= 0 or null")
     if cfg.data.limit is not None:
         positive("data.limit", cfg.data.limit, integer=True)
+    _require(cfg.data.workers >= 0, "data.workers", cfg.data.workers, ">= 0")
     for key in ("model.width", "model.projector_hidden", "model.projector_out"):
         positive(key, OmegaConf.select(cfg, key), integer=True)
     positive("augment.image_size", cfg.augment.image_size, integer=True)
@@ -271,6 +295,10 @@ def validate(cfg: DictConfig) -> None:
     )
     positive("eval.probe_epochs", cfg.eval.probe_epochs, integer=True)
     positive("eval.knn_k", cfg.eval.knn_k, integer=True)
+    _require(cfg.speed.amp in ("off", "bf16"), "speed.amp", cfg.speed.amp, "'off' or 'bf16'")
+    backends = ("auto", "nccl", "gloo")
+    b = cfg.distributed.backend
+    _require(b in backends, "distributed.backend", b, f"one of {list(backends)}")
 
 
 def expand_sweep(path: str | Path) -> list[tuple[Path, list[str]]]:

@@ -29,6 +29,7 @@ from linear_ssl.train.evaluate import evaluate_backbone
 from linear_ssl.train.methods import Method, build_method, build_predictor
 from linear_ssl.train.nets import mlp, resnet
 from linear_ssl.train.recorder import Recorder
+from linear_ssl.train.stream import Stream
 
 CHECKPOINT_FORMAT = 1
 
@@ -191,11 +192,15 @@ class Trainer:
         self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
         torch.manual_seed(cfg.seed)
         d = cfg.data
-        train_set = load_dataset(
-            d.name, d.root, d.train_split, download=d.download, cache_dir=d.cache_dir
+        self.stream = Stream(cfg, self.device) if d.stream else None  # ImageNet-size data
+        if self.stream is None:
+            train_set = load_dataset(
+                d.name, d.root, d.train_split, download=d.download, cache_dir=d.cache_dir
+            )
+            self.images = subset(train_set.images, d.limit).to(self.device)
+        self.steps_per_epoch = (
+            len(self.stream) if self.stream else self.images.shape[0] // cfg.batch_size
         )
-        self.images = subset(train_set.images, d.limit).to(self.device)
-        self.steps_per_epoch = self.images.shape[0] // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"batch_size={cfg.batch_size} exceeds the {self.images.shape[0]} training "
@@ -211,6 +216,8 @@ class Trainer:
             std,
             crop_scale=tuple(cfg.augment.crop_scale),
         )
+        if self.stream is not None:  # the workers crop; the device does the rest
+            self.augment = self.stream.augment
         self.method = build_model(cfg).to(self.device)
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
@@ -261,6 +268,15 @@ class Trainer:
         """The batch order of ``epoch``: a permutation seeded by (seed, epoch) on the CPU."""
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         return torch.randperm(self.images.shape[0], generator=g).to(self.device)
+
+    def _batches(self, epoch: int, start: int):
+        """The uint8 batches of ``epoch`` from batch ``start`` on: resident or streamed."""
+        if self.stream is not None:
+            yield from self.stream.batches(epoch, start)
+            return
+        order, B = self._permutation(epoch), self.cfg.batch_size
+        for i in range(start, self.steps_per_epoch):
+            yield self.images[order[i * B : (i + 1) * B]]
 
     def _check_finite(self) -> None:
         bad = int(self._bad_step)
@@ -331,11 +347,10 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 epoch, start = divmod(self.step, self.steps_per_epoch)
-                order = self._permutation(epoch)
-                for i in range(start, self.steps_per_epoch):
+                for batch in self._batches(epoch, start):
                     if self.step >= self.total_steps:
                         break
-                    out = self.train_step(self.images[order[i * B : (i + 1) * B]])
+                    out = self.train_step(batch)
                     s, last = self.step, self.step == self.total_steps
                     if record_every and s % record_every == 0:
                         self._check_finite()

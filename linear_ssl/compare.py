@@ -178,9 +178,10 @@ def seed_from_run(
 
 
 def rule_from_config(config: dict[str, Any]) -> PredictorRule | None:
-    """The R-rule of a closed-form run's config (without its R10 EMA), or None."""
-    pred = config.get("predictor", {})
-    if pred.get("kind") != "closed_form":
+    """The R-rule of a closed-form run's config (without its R10 EMA), or None (not closed
+    form, or R1's partition variant: a piecewise predictor, no per-mode p)."""
+    pred = config.get("predictor") or {}
+    if pred.get("kind") != "closed_form" or "partitions" in (pred.get("params") or {}):
         return None
     params = {k: v for k, v in dict(pred.get("params") or {}).items() if k != "ema"}
     return get_rule(pred["rule"], **params)
@@ -193,12 +194,15 @@ def rule_spectrum(
 
     The rule is applied, as it is in training, to F_hat = diag((1 + sigma2) s) and
     C_to = diag(tau s); every R-rule maps commuting diagonal inputs to a diagonal Wp, whose
-    diagonal is returned (e.g. R1 DirectPred: p_j = sqrt(s_j / s_max) + eps).
+    diagonal is returned (e.g. R1 DirectPred: p_j = sqrt(s_j / s_max) + eps). Computed on
+    the diagonals (``rule.spectrum``, O(n)) when the rule offers it, else on the matrices.
     """
     s = np.asarray(s, dtype=float)
-    F = np.diag((1.0 + sigma2) * s)
-    C_to = np.diag(np.broadcast_to(tau, s.shape) * s) if rule.needs_cross else None
-    return np.diagonal(rule(F, C_to)).copy()
+    f = (1.0 + sigma2) * s
+    c = np.broadcast_to(tau, s.shape) * s if rule.needs_cross else None
+    if getattr(rule, "has_spectrum", False):
+        return np.asarray(rule.spectrum(f, c), dtype=float)
+    return np.diagonal(rule(np.diag(f), None if c is None else np.diag(c))).copy()
 
 
 def rule_flow(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -82,6 +83,14 @@ def _float_matrix(name: str, M: Array, square: bool = True) -> tuple[Any, Array]
     if not bool(xp.all(xp.isfinite(M))):
         raise ValueError(f"{name} has non-finite entries (nan or inf): check the estimate")
     return xp, M
+
+
+def _float_vector(name: str, v: Array) -> tuple[Any, Array]:
+    """(namespace, v as a floating 1-D array); one-line ValueError otherwise."""
+    xp, M = _float_matrix(name, v[None, :] if getattr(v, "ndim", 0) == 1 else v, square=False)
+    if M.shape[0] != 1:
+        raise ValueError(f"{name} has shape {tuple(v.shape)}: it must be a 1-D array")
+    return xp, M[0]
 
 
 def _check_symmetric(name: str, M: Array, xp: Any) -> Array:
@@ -155,11 +164,18 @@ def spectral_radius(M: Array, squarings: int = 20) -> Array:
     return xp.where(xp.abs(r - g) <= tolerance * g, r, g)
 
 
-def _power_lambda_max(xp: Any, F: Array, iterations: int = 100) -> Array:
-    """Rayleigh quotient after ``iterations`` power steps on symmetric PSD F (0 for F = 0)."""
+def _power_lambda_max(xp: Any, F: Array, iterations: int = 100, diagonal: bool = False) -> Array:
+    """Rayleigh quotient after ``iterations`` power steps on symmetric PSD F (0 for F = 0).
+
+    diagonal=True: F is the diagonal f of a diagonal matrix; then the same quotient in
+    closed form, v_k = f^k v_0: sum f^(2k+1) v_0^2 / sum f^(2k) v_0^2 (scaled by max |f|).
+    """
     start = np.random.default_rng(0).standard_normal(F.shape[0])
     v = xp.asarray(start, dtype=F.dtype, device=F.device)
     tiny = xp.finfo(F.dtype).tiny
+    if diagonal:
+        weight = v**2 * (xp.abs(F) / xp.maximum(xp.max(xp.abs(F)), tiny)) ** (2 * iterations)
+        return xp.sum(weight * F) / xp.maximum(xp.sum(weight), tiny)
     for _ in range(iterations):
         v = v / xp.maximum(xp.linalg.vector_norm(v), tiny)
         v = F @ v
@@ -178,6 +194,28 @@ def _psd_eigh(name: str, F: Array) -> tuple[Any, Array, Array]:
 def _from_spectrum(U: Array, p: Array) -> Array:
     """U diag(p) U^T."""
     return (U * p[None, :]) @ U.T
+
+
+@dataclass(frozen=True)
+class _Algebra:
+    """Products of square matrices, or of diagonal matrices held as their diagonals.
+
+    The [E] iterations are written once against it: on a diagonal input every product of
+    diagonal matrices is diagonal, so the same iteration runs elementwise in O(n).
+    """
+
+    mm: Callable[[Array, Array], Array]
+    one: Array  # the identity
+    fro: Callable[[Array], Array]  # Frobenius norm
+    T: Callable[[Array], Array]  # transpose
+
+
+def _matrices(xp: Any, M: Array) -> _Algebra:
+    return _Algebra(lambda A, B: A @ B, _eye(xp, M), xp.linalg.matrix_norm, lambda A: A.T)
+
+
+def _diagonals(xp: Any, d: Array) -> _Algebra:
+    return _Algebra(lambda a, b: a * b, xp.ones_like(d), xp.linalg.vector_norm, lambda a: a)
 
 
 # --------------------------------------------------------------------------- R1-R8
@@ -208,14 +246,17 @@ def directpred(
             raise ValueError(
                 f"c has shape {tuple(c.shape)}: it must be a number or ({s.shape[0]},)"
             )
+    return _from_spectrum(U, _directpred_p(xp, s, eps, variant, c))
+
+
+def _directpred_p(xp: Any, s: Array, eps: float, variant: str, c: float | Array) -> Array:
+    """R1's p_j from F's eigenvalues s_j (any order; c matched to s)."""
     s_max = xp.max(s)
     s_max = xp.where(s_max > 0, s_max, xp.ones_like(s_max))
     shifted = xp.maximum(s - c, xp.zeros_like(s))
     if variant == "code":
-        p = xp.maximum(xp.sqrt(shifted / s_max) + eps, xp.full_like(s, 1e-4))
-    else:
-        p = xp.sqrt(shifted) + eps * s_max
-    return _from_spectrum(U, p)
+        return xp.maximum(xp.sqrt(shifted / s_max) + eps, xp.full_like(s, 1e-4))
+    return xp.sqrt(shifted) + eps * s_max
 
 
 def directset(
@@ -245,11 +286,24 @@ def directset(
         scale = xp.linalg.matrix_norm(M) if norm == "fro" else _power_lambda_max(xp, M)
     else:
         xp, s, U = _psd_eigh("F", F)
-        s = xp.maximum(s, xp.zeros_like(s)) ** alpha
-        M = _from_spectrum(U, s)
-        scale = xp.max(s) if norm == "spectral" else xp.linalg.vector_norm(s)
+        return _from_spectrum(U, _directset_p(xp, s, alpha, eps, norm))
     scale = xp.maximum(scale, xp.asarray(xp.finfo(M.dtype).tiny, dtype=M.dtype, device=M.device))
     return M / scale + eps * _eye(xp, M)
+
+
+def _directset_p(xp: Any, s: Array, alpha: float, eps: float, norm: str) -> Array:
+    """R2's p_j from the eigenvalues s_j of F (for alpha = 1, F diagonal: the same
+    normalisation as the matrix path, power iterations included)."""
+    if alpha == 1.0:
+        M = s
+        scale = (
+            xp.linalg.vector_norm(s) if norm == "fro" else _power_lambda_max(xp, s, diagonal=True)
+        )
+    else:
+        M = xp.maximum(s, xp.zeros_like(s)) ** alpha
+        scale = xp.max(M) if norm == "spectral" else xp.linalg.vector_norm(M)
+    scale = xp.maximum(scale, xp.asarray(xp.finfo(s.dtype).tiny, dtype=s.dtype, device=s.device))
+    return M / scale + eps
 
 
 def directcopy(F: Array, eps: float = 0.1, norm: Literal["spectral", "fro"] = "spectral") -> Array:
@@ -311,9 +365,12 @@ def visser(S: Array, step: float | None = None, n: int = 50) -> Array:
     S when h <= 1 / (2 sqrt(lambda_max(S))).
     """
     xp, S = _float_matrix("S", S)
-    n = _positive_int("n", n)
+    return _visser(xp, S, step, _positive_int("n", n), _matrices(xp, S))
+
+
+def _visser(xp: Any, S: Array, step: float | None, n: int, alg: _Algebra) -> Array:
     if step is None:
-        c = xp.linalg.matrix_norm(S)
+        c = alg.fro(S)
         c = xp.maximum(c, xp.asarray(xp.finfo(S.dtype).tiny, dtype=S.dtype, device=S.device))
         S_n, h = S / c, 0.5
     else:
@@ -321,9 +378,9 @@ def visser(S: Array, step: float | None = None, n: int = 50) -> Array:
         if h <= 0:
             raise ValueError(f"step={step!r} is invalid: it must be > 0")
         S_n, c = S, None
-    P = _eye(xp, S) / (2 * h)
+    P = alg.one / (2 * h)
     for _ in range(n):
-        P = P + h * (S_n - P @ P)
+        P = P + h * (S_n - alg.mm(P, P))
     return P if c is None else P * xp.sqrt(c)
 
 
@@ -337,15 +394,17 @@ def newton_schulz(S: Array, n: int = 9) -> tuple[Array, Array]:
     small modes are damped: a soft projection ([E] Fig. 3).
     """
     xp, S = _float_matrix("S", S)
-    n = _positive_int("n", n)
-    c = xp.linalg.matrix_norm(S)
+    return _newton_schulz(xp, S, _positive_int("n", n), _matrices(xp, S))
+
+
+def _newton_schulz(xp: Any, S: Array, n: int, alg: _Algebra) -> tuple[Array, Array]:
+    c = alg.fro(S)
     if not float(c) > 0:
         raise ValueError("S is zero: its square root is 0 and its inverse square root undefined")
-    identity = _eye(xp, S)
-    A, B = S / c, identity
+    A, B = S / c, alg.one
     for _ in range(n):
-        T = (3 * identity - B @ A) / 2
-        A, B = A @ T, T @ B
+        T = (3 * alg.one - alg.mm(B, A)) / 2
+        A, B = alg.mm(A, T), alg.mm(T, B)
     root = xp.sqrt(c)
     return A * root, B / root
 
@@ -366,8 +425,12 @@ def stiefel(S: Array, n: int = 9) -> Array:
     projection).
     """
     xp, S = _float_matrix("S", S)
-    _, B = newton_schulz(S @ S.T, n=n)
-    return (B @ S) / xp.linalg.matrix_norm(B)
+    return _stiefel(xp, S, _positive_int("n", n), _matrices(xp, S))
+
+
+def _stiefel(xp: Any, S: Array, n: int, alg: _Algebra) -> Array:
+    _, B = _newton_schulz(xp, alg.mm(S, alg.T(S)), n, alg)
+    return alg.mm(B, S) / alg.fro(B)
 
 
 def ridge(Wp: Array, alpha: float) -> Array:
@@ -395,6 +458,46 @@ _RULES: dict[str, tuple[Callable[..., Array], str]] = {
     "ns2": (ns2, "sigma"),
     "stiefel": (stiefel, "sigma"),
 }
+
+
+def _lrp_diagonal(f: Array, c: Array, reg: float = 0.0) -> Array:
+    xp = array_namespace(f)
+    if not bool(xp.all(f + reg != 0)):
+        raise ValueError(
+            "C_oo is singular (a collapsed mode): pass reg > 0 to solve with C_oo + reg I"
+        )
+    return c / (f + reg)
+
+
+def _diagonal_rule(core: Callable[..., Array]) -> Callable[..., Array]:
+    """An [E] iteration run on diagonals (``_Algebra``): f(d, **params) -> diagonal."""
+
+    def run(d: Array, **params: Any) -> Array:
+        return core(array_namespace(d), d, alg=_diagonals(array_namespace(d), d), **params)
+
+    return run
+
+
+# name -> the rule on diagonal inputs (their diagonals in, Wp's diagonal out), same params
+_SPECTRA: dict[str, Callable[..., Array]] = {
+    "directpred": lambda f, eps=0.1, variant="code", c=0.0: _directpred_p(
+        array_namespace(f), f, eps, variant, c
+    ),
+    "directset": lambda f, alpha=1.0, eps=0.1, norm="spectral": _directset_p(
+        array_namespace(f), f, alpha, eps, norm
+    ),
+    "directcopy": lambda f, eps=0.1, norm="spectral": _directset_p(
+        array_namespace(f), f, 1.0, eps, norm
+    ),
+    "lrp": _lrp_diagonal,
+    "neumann": lambda f, c: 2 * c - c * f,
+    "visser": _diagonal_rule(lambda xp, d, alg, step=None, n=50: _visser(xp, d, step, n, alg)),
+    "newton_schulz": _diagonal_rule(lambda xp, d, alg, n=9: _newton_schulz(xp, d, n, alg)[0]),
+    "ns2": _diagonal_rule(
+        lambda xp, d, alg, n=7: _newton_schulz(xp, _newton_schulz(xp, d, n, alg)[0], n, alg)[0]
+    ),
+    "stiefel": _diagonal_rule(lambda xp, d, alg, n=9: _stiefel(xp, d, n, alg)),
+}
 _ALIASES = {"ns": "newton_schulz", "ne": "neumann", "copy": "directcopy"}
 _SOURCES = ("C_to", "F")
 
@@ -420,6 +523,11 @@ class PredictorRule:
     smooths the output across calls, Wp_ema <- ema Wp_ema + (1 - ema) Wp (the first output
     stored as is). With ema the rule is stateful (``state_dict`` / ``load_state_dict``
     / ``reset``); do not use it inside an ODE solver's right-hand side.
+
+    ``spectrum(f, c)`` is the rule on diagonal inputs F = diag(f), C_to = diag(c), without
+    a decomposition: the diagonal of ``rule(diag(f), diag(c))`` (every R-rule maps
+    diagonal inputs to a diagonal Wp), available when ``has_spectrum`` (no ema, and for
+    R1 a scalar c: a per-eigenvalue c follows eigh's order, which ties leave undefined).
     """
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
@@ -444,6 +552,7 @@ class PredictorRule:
         if inputs == "sigma":
             self.params["source"] = source
         self._state: Array | None = None
+        self.has_spectrum = self.ema is None and isinstance(params.get("c", 0.0), (int, float))
         if all(isinstance(v, (int, float, str, type(None))) for v in params.values()):
             self._raw(np.eye(2), np.eye(2))  # a dry run validates the values at build time
 
@@ -467,6 +576,28 @@ class PredictorRule:
                 Wp = self.ema * self._state + (1.0 - self.ema) * Wp
             self._state = Wp
         return Wp
+
+    def spectrum(self, f: Array, c: Array | None = None) -> Array:
+        """p = diagonal of rule(diag(f), diag(c)) in O(n) (see the class docstring)."""
+        if not self.has_spectrum:
+            raise ValueError(
+                f"rule {self.name!r} with {self.params} has no spectral form (ema, or an array"
+                " c): call it on the matrices"
+            )
+        if self.needs_cross and c is None:
+            raise ValueError(f"rule {self.name!r} needs the diagonal of C_to: pass c")
+        xp, f = _float_vector("f", f)
+        if c is not None:
+            _, c = _float_vector("c", c)
+            _same_shape("f", f, "c", c)
+        function = _SPECTRA[self.name]
+        if self.inputs == "F":
+            p = function(f, **self._params)
+        elif self.inputs == "C_to":
+            p = function(c, **self._params)
+        else:
+            p = function(f, c, **self._params)
+        return p + self.ridge if self.ridge else p
 
     def reset(self) -> None:
         """Forget the EMA state (R10)."""
@@ -553,7 +684,7 @@ class PartitionedRule:
                 "use directpred, directset, directcopy or source='F'"
             )
         self.rule, self.seed, self.name = rule, seed, rule.name
-        self.needs_cross = False
+        self.needs_cross, self.has_spectrum = False, False
         self.params = {**rule.params, "partitions": self.partitions, "partition_seed": seed}
 
     def planes(self, f: Array) -> Array:

@@ -371,3 +371,41 @@ def test_running_correlation_torch_matches_numpy_and_resumes_from_state():
         P.RunningCorrelation(rho=0.3, cross=True).load_state_dict(est.state_dict())
     with pytest.raises(ValueError, match="no C_to"):
         _ = P.RunningCorrelation().C_to
+
+
+SPECTRAL_CASES = RULE_CASES[:-1] + [
+    ("directpred", {"c": 0.05, "ridge": 0.2}),
+    ("directset", {"alpha": 1.0, "norm": "fro"}),
+    ("visser", {"source": "F"}),
+    ("stiefel", {"source": "F", "n": 5}),
+    ("ns2", {"n": 4}),
+]
+
+
+@pytest.mark.parametrize("name, params", SPECTRAL_CASES, ids=lambda v: str(v))
+def test_spectrum_equals_the_matrix_rule_on_diagonal_inputs_R1_R9(name, params):
+    """rule.spectrum(f, c) (R1-R8 with R9 ridge, O(n)) is the diagonal of rule(diag(f),
+    diag(c)) to 1e-12, and that matrix is diagonal; numpy and torch alike."""
+    rule = P.get_rule(name, **params)
+    assert rule.has_spectrum
+    rng = np.random.default_rng(4)
+    f = np.sort(rng.uniform(0.01, 2.0, 12))[::-1].copy()
+    f[3] = f[4]  # a tie
+    c = f * rng.uniform(0.5, 1.0, f.size)
+    Wp = rule(np.diag(f), np.diag(c))
+    np.testing.assert_allclose(Wp - np.diag(np.diagonal(Wp)), 0.0, atol=1e-14)
+    p = rule.spectrum(f, c)
+    np.testing.assert_allclose(p, np.diagonal(Wp), rtol=1e-12, atol=1e-12)
+    p_t = rule.spectrum(torch.tensor(f), torch.tensor(c))
+    np.testing.assert_allclose(p_t.numpy(), p, rtol=1e-12, atol=1e-12)
+
+
+def test_spectrum_is_refused_with_ema_or_a_per_eigenvalue_c():
+    for rule in (P.get_rule("directpred", ema=0.5), P.get_rule("directpred", c=[0.1, 0.2])):
+        assert not rule.has_spectrum
+        with pytest.raises(ValueError, match="no spectral form"):
+            rule.spectrum(np.ones(2))
+    with pytest.raises(ValueError, match="needs the diagonal of C_to"):
+        P.get_rule("lrp").spectrum(np.ones(3))
+    with pytest.raises(ValueError, match="it must be a 1-D array"):
+        P.get_rule("directpred").spectrum(np.eye(3))

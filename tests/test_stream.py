@@ -219,3 +219,5 @@ def test_bad_folders_give_one_line_errors(folder, tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="data.name=imagefolder"):
         Stream(_stream_cfg(folder, ["data.name=embedded"]), torch.device("cpu"))
+    with pytest.raises(ValueError, match="data.limit applies to resident data only"):
+        Stream(_stream_cfg(folder, ["data.limit=10"]), torch.device("cpu"))

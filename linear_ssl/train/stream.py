@@ -226,6 +226,11 @@ class Stream:
             )
         if d.root is None:
             raise ValueError("data.stream=true needs data.root: the folder or .zip of the images")
+        if d.limit is not None:
+            raise ValueError(
+                "data.limit applies to resident data only: with data.stream=true, point "
+                "data.root at a smaller ImageFolder instead"
+            )
         rank, world = rank_and_world()
         if cfg.batch_size % world:
             raise ValueError(

@@ -58,9 +58,15 @@ def _final_state(run_dir: Path) -> dict:
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     """A resumed run's final parameters, optimiser state, spectra and metrics are bitwise
-    those of the run that was never stopped (CPU, one thread)."""
+    those of the run that was never stopped (CPU, one thread), online probe included."""
     steps = 30
-    overrides = [*TINY, f"max_steps={steps}", "epochs=100", "predictor.rule=directpred"]
+    overrides = [
+        *TINY,
+        f"max_steps={steps}",
+        "epochs=100",
+        "predictor.rule=directpred",
+        "eval.online_probe=true",
+    ]
     killed = tmp_path / "killed"
     script = (
         "import sys, torch; torch.set_num_threads(1)\n"
@@ -103,7 +109,11 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
     ):
         assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    for key, value in a["probe"]["module"].items():  # the online probe resumes too
+        assert torch.equal(value, b["probe"]["module"][key]), key
     ra, rb = load_run(straight), load_run(killed)
+    acc = ra.metrics["online_probe_acc"]
+    assert acc.notna().all() and acc.between(0, 100).all()
     assert ra.spectra.steps.tolist() == rb.spectra.steps.tolist() == list(range(4, steps + 1, 4))
     assert set(ra.spectra) == set(rb.spectra)
     for key in ra.spectra:

@@ -133,6 +133,8 @@ class EvalConfig:
     at_end: bool = False  # run linear probe + kNN after training (writes eval.json)
     probe_epochs: int = 50
     knn_k: int = 200
+    online_probe: bool = False  # linear probe trained alongside (train/probe.py), logged
+    online_probe_lr: float = 3e-4  # its Adam learning rate
 
 
 @dataclass
@@ -295,6 +297,12 @@ def validate(cfg: DictConfig) -> None:
     )
     positive("eval.probe_epochs", cfg.eval.probe_epochs, integer=True)
     positive("eval.knn_k", cfg.eval.knn_k, integer=True)
+    positive("eval.online_probe_lr", cfg.eval.online_probe_lr)
+    if cfg.eval.online_probe and cfg.data.stream:
+        raise ValueError(
+            "eval.online_probe=true needs resident data (the labels): set data.stream=false "
+            "or eval.online_probe=false"
+        )
     _require(cfg.speed.amp in ("off", "bf16"), "speed.amp", cfg.speed.amp, "'off' or 'bf16'")
     backends = ("auto", "nccl", "gloo")
     b = cfg.distributed.backend

@@ -28,6 +28,7 @@ from linear_ssl.train.data import dataset_stats, load_dataset
 from linear_ssl.train.evaluate import evaluate_backbone
 from linear_ssl.train.methods import Method, build_method, build_predictor
 from linear_ssl.train.nets import mlp, resnet
+from linear_ssl.train.probe import OnlineProbe
 from linear_ssl.train.recorder import Recorder
 from linear_ssl.train.stream import Stream
 
@@ -198,6 +199,7 @@ class Trainer:
                 d.name, d.root, d.train_split, download=d.download, cache_dir=d.cache_dir
             )
             self.images = subset(train_set.images, d.limit).to(self.device)
+            self.labels = subset(train_set.labels, d.limit).to(self.device)  # online probe
         self.steps_per_epoch = (
             len(self.stream) if self.stream else self.images.shape[0] // cfg.batch_size
         )
@@ -219,6 +221,10 @@ class Trainer:
         if self.stream is not None:  # the workers crop; the device does the rest
             self.augment = self.stream.augment
         self.method = build_model(cfg).to(self.device)
+        self.probe = None  # eval.online_probe (resident data only, config.validate)
+        if cfg.eval.online_probe:
+            dim, classes = self.method.backbone.out_dim, len(train_set.classes)
+            self.probe = OnlineProbe(dim, classes, cfg.eval.online_probe_lr).to(self.device)
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
         rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
@@ -239,6 +245,7 @@ class Trainer:
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "recorder": self.recorder.state_dict() if self.recorder else None,
+            "probe": self.probe.checkpoint() if self.probe else None,
             "window": {"loss_sum": self._loss_sum, "start": self._window_start},
             "rng": _rng_state(self.device),
         }
@@ -249,6 +256,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.recorder is not None:
             self.recorder.load_state_dict(state["recorder"], self.device)
+        if self.probe is not None:
+            self.probe.restore(state["probe"])
         self._reset_window()
         self._loss_sum = state["window"]["loss_sum"].to(self.device)
         self._window_start = int(state["window"]["start"])
@@ -276,7 +285,9 @@ class Trainer:
             return
         order, B = self._permutation(epoch), self.cfg.batch_size
         for i in range(start, self.steps_per_epoch):
-            yield self.images[order[i * B : (i + 1) * B]]
+            index = order[i * B : (i + 1) * B]
+            self.batch_labels = self.labels[index]  # the online probe's targets
+            yield self.images[index]
 
     def _check_finite(self) -> None:
         bad = int(self._bad_step)
@@ -325,6 +336,8 @@ class Trainer:
             "img_per_s": images / elapsed if elapsed > 0 else float("nan"),
         }
         row.update(Recorder.feature_pr(out))
+        if self.probe is not None:
+            row.update(self.probe.metrics())
         self.writer.append_metrics(row)
         self._loss_sum.zero_()
         self._window_start = self.step
@@ -351,6 +364,8 @@ class Trainer:
                     if self.step >= self.total_steps:
                         break
                     out = self.train_step(batch)
+                    if self.probe is not None:
+                        self.probe.step(out.h1, self.batch_labels)
                     s, last = self.step, self.step == self.total_steps
                     if record_every and s % record_every == 0:
                         self._check_finite()

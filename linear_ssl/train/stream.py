@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -230,6 +230,11 @@ class Stream:
             raise ValueError(
                 "data.limit applies to resident data only: with data.stream=true, point "
                 "data.root at a smaller ImageFolder instead"
+            )
+        if OmegaConf.select(cfg, "distributed.global_augment", default=False):
+            raise ValueError(
+                "distributed.global_augment=true needs resident data: with data.stream=true "
+                "each rank decodes only its own share; set distributed.global_augment=false"
             )
         rank, world = rank_and_world()
         if cfg.batch_size % world:

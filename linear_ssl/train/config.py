@@ -71,7 +71,8 @@ class PredictorConfig:
     mlp: 2-layer (projector-shaped); closed_form: Wp set by the R-rule ``rule`` from the
     running F_hat / C_to (rho) after the optimiser step every ``freq`` steps, with
     ``params`` passed to ``linear_ssl.predictors.get_rule`` (eps, variant, c, alpha, norm,
-    reg, n, source, ridge (R9), ema (R10, the predictor EMA; default off)).
+    reg, n, source, ridge (R9), ema (R10, the predictor EMA; default off), partitions and
+    partition_seed (R1's partition variant, ``predictors.PartitionedRule``)).
     """
 
     kind: str = "closed_form"

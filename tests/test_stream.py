@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
@@ -223,7 +223,7 @@ def test_bad_folders_give_one_line_errors(folder, tmp_path):
     with pytest.raises(ValueError, match="data.limit applies to resident data only"):
         Stream(_stream_cfg(folder, ["data.limit=10"]), torch.device("cpu"))
     cfg = _stream_cfg(folder)
-    with open_dict(cfg):
-        cfg.distributed = {"global_augment": True}
+    with open_dict(cfg):  # the key of the DDP schema (or added here where it is absent)
+        OmegaConf.update(cfg, "distributed.global_augment", True, force_add=True)
     with pytest.raises(ValueError, match="global_augment=true needs resident data"):
         Stream(cfg, torch.device("cpu"))

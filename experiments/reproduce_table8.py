@@ -5,6 +5,8 @@ predictor (theory.md sections 5 and 6), over several seeds, on whatever GPUs are
     python experiments/reproduce_table8.py --data ~/data --epochs 300 --seeds 0 1 2
     python experiments/reproduce_table8.py --data ~/data --dry-run       # print the commands
     python experiments/reproduce_table8.py --quick                       # tiny pipeline check
+    python experiments/reproduce_table8.py --set data.name=imagefolder \
+        data.root=cifar10-jpeg-train.zip data.test_root=cifar10-jpeg-test.zip  # JPEG copies
 
 Each run is ``linear-ssl train cifar10/<config> data.root=... seed=S epochs=E run_dir=...``
 (experiments/cifar10/*.yaml; ``eval.at_end`` runs the offline probe,
@@ -58,13 +60,14 @@ def run_dir_of(runs: Path, config: str, seed: int) -> Path:
 
 def train_overrides(args: argparse.Namespace, config: str, seed: int) -> list[str]:
     """The dotted overrides of one run (after its config name)."""
-    data = [] if args.quick else [f"data.root={args.data}"]
+    data = [f"data.root={args.data}"] if args.data is not None and not args.quick else []
     extra = QUICK if args.quick else []
     return [
         *data,
         f"seed={seed}",
         f"epochs={args.epochs}",
         *extra,
+        *args.set,
         "record.progress=false",
         f"run_dir={run_dir_of(args.runs, config, seed)}",
     ]
@@ -170,8 +173,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpus", default=None, help="e.g. 0,1 (default: every visible GPU)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument("--quick", action="store_true", help="tiny runs on the embedded data")
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="more config overrides"
+    )
     args = parser.parse_args(argv)
-    if args.data is None and not args.quick:
+    bad = [item for item in args.set if "=" not in item]
+    if bad:
+        parser.error(f"--set {bad[0]!r} is not KEY=VALUE (e.g. data.name=imagefolder)")
+    root_set = any(item.startswith("data.root=") for item in args.set)
+    if args.data is None and not args.quick and not root_set:
         parser.error("--data ROOT is required (the folder holding cifar-10-batches-py/)")
     if args.epochs < 1 or not args.seeds:
         parser.error("--epochs must be >= 1 and --seeds must name at least one seed")

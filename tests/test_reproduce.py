@@ -61,6 +61,23 @@ def test_dry_run_prints_the_configs_and_their_overrides(t8, capsys, tmp_path):
         assert cfg.predictor.freq == (5 if config == "directpred_freq5" else 1)
 
 
+def test_set_adds_overrides_that_validate(t8, capsys, tmp_path):
+    """--set passes more overrides (here the JPEG zips of an ImageFolder copy); they load."""
+    extra = ["data.name=imagefolder", "data.root=/z/train.zip", "data.test_root=/z/test.zip"]
+    t8.main(["--seeds", "0", "--runs", str(tmp_path), "--dry-run", "--set", *extra])
+    for line in capsys.readouterr().out.splitlines():
+        words = shlex.split(line)
+        assert all(item in words for item in extra)
+        cfg = load_config(words[2], words[3:])
+        assert (cfg.data.name, cfg.data.root, cfg.data.test_root) == (
+            "imagefolder",
+            "/z/train.zip",
+            "/z/test.zip",
+        )
+    with pytest.raises(SystemExit):
+        t8.main(["--dry-run", "--set", "data.name"])
+
+
 def test_quick_run_trains_probes_and_prints_the_table(t8, capsys, tmp_path):
     """--quick: three tiny runs, each probed (eval.json at step 3); the table has one row
     a method beside the paper's 100-epoch numbers; a second call has nothing left to run,

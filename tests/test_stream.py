@@ -76,6 +76,19 @@ def test_crop_folder_labels_and_shapes(folder):
     assert not torch.equal(c1, c2)  # two independent crops
 
 
+def test_a_zip_streams_the_same_crops_as_its_directory(folder, tmp_path):
+    """An ImageFolder zip (under one top folder) gives the directory's classes and crops."""
+    archive = shutil.make_archive(str(tmp_path / "set"), "zip", folder.parent, folder.name)
+    zipped, plain = CropFolder(archive, "train", 16), CropFolder(folder, "train", 16)
+    assert zipped.classes == plain.classes and zipped.labels == plain.labels
+    for key in [(0, 0), (2, 13), (1, 23)]:
+        assert all(torch.equal(a, b) for a, b in zip(zipped[key][:2], plain[key][:2]))
+    batches = [
+        list(Stream(_stream_cfg(r), torch.device("cpu")).batches(0)) for r in (archive, folder)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(*batches, strict=True))
+
+
 def test_crop_box_scale_and_ratio_within_range():
     """RandomResizedCrop: area fraction in crop_scale and aspect in (3/4, 4/3), up to the
     rounding of the box to whole pixels; the box lies inside the image."""

@@ -82,7 +82,8 @@ def test_a_zip_streams_the_same_crops_as_its_directory(folder, tmp_path):
     zipped, plain = CropFolder(archive, "train", 16), CropFolder(folder, "train", 16)
     assert zipped.classes == plain.classes and zipped.labels == plain.labels
     for key in [(0, 0), (2, 13), (1, 23)]:
-        assert all(torch.equal(a, b) for a, b in zip(zipped[key][:2], plain[key][:2]))
+        pairs = zip(zipped[key][:2], plain[key][:2], strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
     batches = [
         list(Stream(_stream_cfg(r), torch.device("cpu")).batches(0)) for r in (archive, folder)
     ]

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from linear_ssl.runs import CONFIG_FILE, RunWriter, atomic_write_bytes
+from linear_ssl.train import distributed, speed
 from linear_ssl.train.augment import build_augment
 from linear_ssl.train.config import as_config, load_config
 from linear_ssl.train.data import dataset_stats, load_dataset
@@ -154,7 +155,14 @@ def build_optimizer(cfg: DictConfig, method: Method) -> torch.optim.Optimizer:
         return LARS(
             groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, eta=o.lars_eta
         )
-    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    device = next(method.parameters()).device
+    return torch.optim.SGD(
+        groups,
+        lr=o.lr,
+        momentum=o.momentum,
+        weight_decay=o.weight_decay,
+        **speed.optimizer_kwargs(cfg, device),
+    )
 
 
 def lr_factor(cfg: DictConfig, step: int, total_steps: int) -> float:
@@ -188,8 +196,10 @@ class Trainer:
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.cfg = cfg
+        self.dist = distributed.init_from_env(cfg)  # torchrun's process group, if any
+        self.dist.check_batch(cfg.batch_size)
         self.device = resolve_device(cfg.device)
-        self.writer = RunWriter(run_dir)
+        self.writer = distributed.writer_for(run_dir, self.dist)  # rank 0 writes
         self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
         torch.manual_seed(cfg.seed)
         d = cfg.data
@@ -225,10 +235,14 @@ class Trainer:
         if cfg.eval.online_probe:
             dim, classes = self.method.backbone.out_dim, len(train_set.classes)
             self.probe = OnlineProbe(dim, classes, cfg.eval.online_probe_lr).to(self.device)
+        self.method = distributed.prepare_method(self.method, cfg, self.dist, self.device)
+        self.method = speed.prepare_model(self.method, cfg)
+        distributed.seed_ranks(cfg.seed, self.dist)
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
         rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
         self.recorder = Recorder(rho) if cfg.record.every > 0 else None
+        distributed.sync_estimates([self.recorder])
         self.step = 0
         self._reset_window()
 
@@ -262,14 +276,19 @@ class Trainer:
         self._loss_sum = state["window"]["loss_sum"].to(self.device)
         self._window_start = int(state["window"]["start"])
         _set_rng_state(state["rng"])
+        distributed.restore_rank_rng(state, self.cfg.seed, self.dist)
 
     def save_checkpoint(self) -> Path:
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
+        self._loss_sum = self.dist.mean(self._loss_sum)  # the window's loss, on every rank
+        state = distributed.add_rank_rng(self.state_dict(), self.dist)
         path = self.writer.checkpoint_path(self.step)
-        atomic_write_bytes(path, buffer.getvalue())
-        for _, old in self.writer.checkpoints()[: -self.cfg.checkpoint.keep]:
-            old.unlink()
+        if self.dist.is_main:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write_bytes(path, buffer.getvalue())
+            for _, old in self.writer.checkpoints()[: -self.cfg.checkpoint.keep]:
+                old.unlink()
+        self.dist.barrier()
         return path
 
     # ------------------------------------------------------------------ training
@@ -285,12 +304,12 @@ class Trainer:
             return
         order, B = self._permutation(epoch), self.cfg.batch_size
         for i in range(start, self.steps_per_epoch):
-            index = order[i * B : (i + 1) * B]
+            index = self.dist.shard_indices(order[i * B : (i + 1) * B])
             self.batch_labels = self.labels[index]  # the online probe's targets
             yield self.images[index]
 
     def _check_finite(self) -> None:
-        bad = int(self._bad_step)
+        bad = int(self.dist.max(self._bad_step))
         if bad >= 0:
             ckpts = self.writer.checkpoints()
             kept = f"the last good checkpoint is {ckpts[-1][1]}" if ckpts else "no checkpoint"
@@ -304,10 +323,15 @@ class Trainer:
         factor = lr_factor(self.cfg, self.step, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        v1, v2 = self.augment.two_views(batch)
-        out = self.method(v1, v2)
+        v1, v2 = (
+            speed.prepare_views(self.dist.shard_views(v, self.cfg.batch_size), self.cfg)
+            for v in self.augment.two_views(batch)
+        )
+        with speed.autocast(self.cfg, self.device):
+            out = self.method(v1, v2)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        distributed.all_reduce_gradients(self.method.parameters(), self.dist)
         self.optimizer.step()
         self.step += 1
         loss = out.loss.detach()
@@ -327,7 +351,7 @@ class Trainer:
 
     def _log(self, out, elapsed: float, images: int) -> dict[str, Any]:
         n = self.step - self._window_start
-        loss = float(self._loss_sum) / max(n, 1)
+        loss = float(self.dist.mean(self._loss_sum)) / max(n, 1)  # over ranks
         row = {
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
@@ -365,7 +389,7 @@ class Trainer:
                         break
                     out = self.train_step(batch)
                     if self.probe is not None:
-                        self.probe.step(out.h1, self.batch_labels)
+                        self.probe.step(out.h1, self.dist.shard_views(self.batch_labels, B))
                     s, last = self.step, self.step == self.total_steps
                     if record_every and s % record_every == 0:
                         self._check_finite()
@@ -406,11 +430,13 @@ def _new_run_dir(cfg: DictConfig) -> Path:
 def train(config: DictConfig | dict | str | Path) -> Path:
     """Train from a config (DictConfig, dict, TrainConfig or YAML path/name); the run dir."""
     cfg = as_config(config)
-    run_dir = _new_run_dir(cfg)
+    ctx = distributed.init_from_env(cfg)  # under torchrun: rank 0 names the run dir
+    run_dir = Path(ctx.broadcast_object(str(_new_run_dir(cfg)) if ctx.is_main else None))
     cfg.run_dir = str(run_dir)
     Trainer(cfg, run_dir).fit()
-    if cfg.eval.at_end:
+    if cfg.eval.at_end and ctx.is_main:
         evaluate_run(run_dir)
+    ctx.finish()
     return run_dir
 
 
@@ -464,6 +490,7 @@ def resume(run_dir: str | Path) -> Path:
     trainer.load_state_dict(state)
     trainer.writer.truncate_after(trainer.step)
     trainer.fit()
+    trainer.dist.finish()
     return run_dir
 
 

@@ -1,0 +1,54 @@
+"""One device, fast: the ``speed:`` config section (each switch off by default but fused).
+
+- ``amp: bf16``: the forward pass and the loss under ``torch.autocast`` (bfloat16) on the
+  training device; gradients, optimiser state and the running F_hat / C_to stay float32
+  (``distributed.SyncedCorrelation`` casts the features before the EMA).
+- ``channels_last``: model and views in NHWC memory order (faster convolutions on
+  tensor cores; the same numbers up to float rounding).
+- ``compile``: ``nn.Module.compile()`` of the online and target encoders (in place, so
+  state_dict keys and checkpoints are unchanged); the first steps pay the compilation.
+- ``fused``: ``torch.optim.SGD(fused=True)`` on CUDA, ``foreach=True`` elsewhere (one
+  multi-tensor kernel instead of a loop over parameters). The BYOL EMA update is already
+  one ``torch._foreach_lerp_`` (methods/byol.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+AMP_MODES = ("off", "bf16")
+
+
+def autocast(cfg: Any, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast context of ``speed.amp`` on ``device`` (a null context when off)."""
+    if cfg.speed.amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def prepare_views(v: torch.Tensor, cfg: Any) -> torch.Tensor:
+    """A batch of views in the memory order the model expects."""
+    return v.contiguous(memory_format=torch.channels_last) if cfg.speed.channels_last else v
+
+
+def prepare_model(method: nn.Module, cfg: Any) -> nn.Module:
+    """channels_last and compile applied to a built Method (on its device)."""
+    if cfg.speed.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    if cfg.speed.compile:
+        for name in ("backbone", "projector", "target_backbone", "target_projector"):
+            module = getattr(method, name, None)
+            if module is not None:
+                module.compile()
+    return method
+
+
+def optimizer_kwargs(cfg: Any, device: torch.device) -> dict[str, bool]:
+    """Keyword arguments of torch.optim.SGD for ``speed.fused`` on ``device``."""
+    if not cfg.speed.fused:
+        return {}
+    return {"fused": True} if device.type == "cuda" else {"foreach": True}

@@ -232,6 +232,17 @@ def test_bad_folders_give_one_line_errors(folder, tmp_path):
     with pytest.raises(ValueError, match="cannot decode image .*broken.jpg") as err:
         CropFolder(tmp_path / "bad", "train", 16)[(0, 0)]
     assert "\n" not in str(err.value)
+    for c in CLASSES:  # the same through worker processes
+        (tmp_path / "bad" / "train" / c).mkdir()
+        for i in range(3):
+            shutil.copy(
+                next((folder / "train" / c).glob("*.png")), tmp_path / f"bad/train/{c}/{i}.png"
+            )
+    bad = _stream_cfg(tmp_path / "bad", ["data.workers=2", "batch_size=2"])  # decodes all 10
+    stream = Stream(bad, torch.device("cpu"))
+    with pytest.raises(ValueError, match="^cannot decode image .*broken.jpg") as err:
+        list(stream.batches(0))
+    assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="data.name=imagefolder"):
         Stream(_stream_cfg(folder, ["data.name=embedded"]), torch.device("cpu"))
     with pytest.raises(ValueError, match="data.limit applies to resident data only"):

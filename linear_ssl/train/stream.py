@@ -281,5 +281,9 @@ class Stream:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
         self.sampler.set_epoch(epoch, start * self.batch_size)
-        for crops, _ in self.loader:
-            yield crops.to(self.device, non_blocking=True)
+        try:
+            for crops, _ in self.loader:
+                yield crops.to(self.device, non_blocking=True)
+        except ValueError as err:  # a worker's error arrives wrapped in its traceback
+            last = str(err).strip().splitlines()[-1]
+            raise ValueError(last.removeprefix("ValueError: ")) from None

@@ -115,7 +115,7 @@ class CheckpointConfig:
 class SpeedConfig:
     """One device, fast (linear_ssl.train.speed)."""
 
-    amp: str = "off"  # off | bf16 (torch.autocast on the training device)
+    amp: str = "fp32"  # fp32 | bf16 (torch.autocast; not "off": YAML reads off as false)
     channels_last: bool = False
     compile: bool = False  # nn.Module.compile() of the encoders
     fused: bool = True  # fused SGD on CUDA, foreach elsewhere
@@ -304,7 +304,7 @@ def validate(cfg: DictConfig) -> None:
             "eval.online_probe=true needs resident data (the labels): set data.stream=false "
             "or eval.online_probe=false"
         )
-    _require(cfg.speed.amp in ("off", "bf16"), "speed.amp", cfg.speed.amp, "'off' or 'bf16'")
+    _require(cfg.speed.amp in ("fp32", "bf16"), "speed.amp", cfg.speed.amp, "'fp32' or 'bf16'")
     backends = ("auto", "nccl", "gloo")
     b = cfg.distributed.backend
     _require(b in backends, "distributed.backend", b, f"one of {list(backends)}")

@@ -20,12 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-AMP_MODES = ("off", "bf16")
-
 
 def autocast(cfg: Any, device: torch.device) -> contextlib.AbstractContextManager:
-    """The autocast context of ``speed.amp`` on ``device`` (a null context when off)."""
-    if cfg.speed.amp == "off":
+    """The autocast context of ``speed.amp`` on ``device`` (a null context for fp32)."""
+    if cfg.speed.amp == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,9 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         # one-pass E[x^2] - mean^2 loses float32 precision when |mean| >> std.
         local_var, local_mean = torch.var_mean(x, dims, correction=0)
         count = x.new_full((1,), x.numel() // C)
-        parts = torch.stack(all_gather(torch.cat([local_mean, local_var, count])))
+        with warnings.catch_warnings():  # torch >= 2.9 marks it deprecated; no replacement
+            warnings.simplefilter("ignore", FutureWarning)  # with autograd is public yet
+            parts = torch.stack(all_gather(torch.cat([local_mean, local_var, count])))
         means, variances, counts = parts[:, :C], parts[:, C : 2 * C], parts[:, 2 * C :]
         n = counts.sum()
         mean = (counts * means).sum(0) / n

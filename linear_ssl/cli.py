@@ -7,6 +7,7 @@ without the torch extra.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = resume(args.resume)
     else:
         run_dir = train_from_cli(args.config, args.overrides)
-    print(f"run directory: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(f"run directory: {run_dir}")
     return 0
 
 

@@ -22,6 +22,8 @@ torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
     pytest.skip("torch.distributed is not available in this build", allow_module_level=True)
 
+from tiny import TINY_MODEL  # noqa: E402
+
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import load_config, resume, train  # noqa: E402
 from linear_ssl.train.distributed import (  # noqa: E402
@@ -32,14 +34,9 @@ from linear_ssl.train.distributed import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.width=4",
-    "model.projector_hidden=16",
-    "model.projector_out=8",
-    "augment.image_size=16",
-    "batch_size=16",
+    *TINY_MODEL,
     "data.limit=96",  # 6 steps an epoch
     "epochs=2",
-    "record.progress=false",
     "record.every=4",
     "record.log_every=3",
     "checkpoint.every=5",
@@ -73,14 +70,6 @@ WORKER = textwrap.dedent(
         train(load_config(None, overrides + [f"run_dir={run_dir}"]))
     """
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _torchrun(tmp_path: Path, mode: str, run_dir: Path, overrides: list[str]):

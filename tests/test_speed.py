@@ -12,32 +12,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny import TINY_MODEL  # noqa: E402
+
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import load_config, resume, train  # noqa: E402
 from linear_ssl.train.loop import Trainer  # noqa: E402
 from linear_ssl.train.speed import optimizer_kwargs  # noqa: E402
 
 TINY = [
-    "model.width=4",
-    "model.projector_hidden=16",
-    "model.projector_out=8",
-    "augment.image_size=16",
-    "batch_size=16",
+    *TINY_MODEL,
     "data.limit=96",
-    "record.progress=false",
     "record.every=2",
     "record.log_every=1",
     "checkpoint.every=3",
     "checkpoint.keep=5",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _trainer(tmp_path: Path, name: str, extra: list[str]) -> Trainer:

@@ -27,14 +27,6 @@ from linear_ssl.train.stream import (  # noqa: E402
 CLASSES = ("ant", "bee", "cat")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """3 classes x 8 images of 40 x 48 px (PNG and JPEG), random pixels."""

@@ -8,29 +8,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny import TINY_MODEL  # noqa: E402
+
 from linear_ssl.predictors import get_rule  # noqa: E402
 from linear_ssl.train.config import load_config  # noqa: E402
 from linear_ssl.train.loop import Trainer, build_model  # noqa: E402
 from linear_ssl.train.methods import symmetric_loss  # noqa: E402
 
 TINY = [
-    "model.width=4",
-    "model.projector_hidden=16",
-    "model.projector_out=8",
-    "augment.image_size=16",
-    "batch_size=16",
-    "record.progress=false",
+    *TINY_MODEL,
     "record.every=0",
     "data.limit=256",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_ema_target_update_equals_T1_formula():

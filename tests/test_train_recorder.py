@@ -8,29 +8,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny import TINY_MODEL  # noqa: E402
+
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train.config import load_config  # noqa: E402
 from linear_ssl.train.loop import Trainer  # noqa: E402
 
 TINY = [
-    "model.width=4",
-    "model.projector_hidden=16",
-    "model.projector_out=8",
-    "augment.image_size=16",
-    "batch_size=16",
+    *TINY_MODEL,
     "data.limit=256",
-    "record.progress=false",
     "record.log_every=2",
     "checkpoint.every=1000",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_directpred_record_matches_R1_and_commutes_with_F_hat(tmp_path):

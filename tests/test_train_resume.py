@@ -16,6 +16,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny import TINY_MODEL  # noqa: E402
+
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import (  # noqa: E402
     NonFiniteLossError,
@@ -29,26 +31,13 @@ from linear_ssl.train.loop import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.width=4",
-    "model.projector_hidden=16",
-    "model.projector_out=8",
-    "augment.image_size=16",
-    "batch_size=16",
+    *TINY_MODEL,
     "data.limit=160",  # 10 steps an epoch: the run crosses epochs
-    "record.progress=false",
     "record.every=4",
     "record.log_every=3",
     "checkpoint.every=5",
     "checkpoint.keep=2",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _final_state(run_dir: Path) -> dict:

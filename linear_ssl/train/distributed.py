@@ -117,8 +117,10 @@ class Dist:
         return box[0]
 
     def finish(self) -> None:
-        """Leave the process group if this module created it."""
+        """Leave the process group if this module created it, once every rank is done
+        (a rank tearing gloo down while another still works can abort the process)."""
         if self.owns_group and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 

@@ -8,6 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny import TINY_MODEL  # noqa: E402
+
 from linear_ssl import predictors as P  # noqa: E402
 from linear_ssl.train.config import load_config  # noqa: E402
 from linear_ssl.train.loop import Trainer  # noqa: E402
@@ -102,16 +104,10 @@ def test_partition_rejects_cross_rules_and_ema_in_one_line():
 def test_trainer_closed_form_head_applies_the_partition_rule(tmp_path):
     """The closed_form head with predictor.params.partitions: after step 1 Wp_sides equals
     the rule on its side estimate, the forward pass is rule.predict, and matrix is None."""
-    torch.set_num_threads(1)
     cfg = load_config(
         None,
         [
-            "model.width=4",
-            "model.projector_hidden=16",
-            "model.projector_out=8",
-            "augment.image_size=16",
-            "batch_size=16",
-            "record.progress=false",
+            *TINY_MODEL,
             "record.every=0",
             "data.limit=64",
             "predictor.params={partitions: 2, partition_seed: 5, eps: 0.1}",

@@ -17,6 +17,7 @@ OmegaConf alone.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -93,13 +94,9 @@ class RunWriter:
 
     def write_spectra(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
         """One NPZ per record step; ``step`` is stored inside it as well."""
-        path = self.dir / SPECTRA_DIR / step_file(step, "npz")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, step=np.int64(step), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, step=np.int64(step), **arrays)
+        atomic_write_bytes(self.dir / SPECTRA_DIR / step_file(step, "npz"), buffer.getvalue())
 
     def truncate_after(self, step: int) -> None:
         """Drop every metrics row and spectra record newer than ``step`` (on resume)."""

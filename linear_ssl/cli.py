@@ -80,11 +80,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _figures(args: argparse.Namespace) -> int:
     """Regenerate the theory figures (and, with --run, the run's figures) as PNG + PDF."""
     from linear_ssl.plots import theory_figures
+    from linear_ssl.plots_runs import run_figures
 
     paths = [] if args.no_theory else theory_figures(out_dir=args.out, fast=args.fast)
     for run in args.run:
-        from linear_ssl.plots_runs import run_figures
-
         paths += run_figures(run, Path(args.out) / Path(run).name)
     print(f"wrote {len(paths)} files into {args.out}")
     return 0

@@ -1,8 +1,8 @@
 """CPU: two ranks (gloo, torchrun) against one process, step time and scaling efficiency.
 
-Times ``Trainer.train_step`` (augmentation, forward, backward, the gradient all-reduce,
-SGD, EMA, DirectPred, the recorder's gathered F_hat / C_to) after a warm-up, each process
-on one thread:
+Times ``Trainer.train_step`` (augmentation, forward, backward with DDP's bucketed
+gradient all-reduce, SGD, EMA, DirectPred, the recorder's gathered F_hat / C_to) after a
+warm-up, each process on one thread:
 
 - ``1 proc, batch B``: the single-process reference;
 - ``2 ranks, global 2B`` (weak scaling: each rank still sees B): efficiency = the

@@ -3,8 +3,9 @@ gives the parameters of one process, and a two-rank run killed with SIGKILL resu
 state of an uninterrupted one (and resumes on one rank too).
 
 Both check the optimiser step of theory.md section 5 on the global batch: gradients averaged
-over equal shards equal the gradient of the batch mean, and F_hat / C_to (R1) all-gathered
-before the EMA equal the single-process estimate, so every rank sets the same Wp (R2).
+over equal shards (DistributedDataParallel) equal the gradient of the batch mean, and
+F_hat / C_to (R1) all-gathered before the EMA equal the single-process estimate, so every
+rank sets the same Wp (R2).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def test_rank_seed_is_distinct_per_rank_and_step():
 
 def test_sync_batchnorm_alone_is_batchnorm():
     """One process: GlooSyncBatchNorm normalises exactly as nn.BatchNorm2d (same running
-    statistics too), and conversion keeps the state_dict keys (checkpoints interchange)."""
+    statistics too), and conversion keeps the state_dict keys (checkpoints interchange) and
+    frozen parameters frozen (DistributedDataParallel reduces every trainable one)."""
     torch.manual_seed(0)
     ref = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     synced = convert_sync_batchnorm(
@@ -123,6 +125,8 @@ def test_sync_batchnorm_alone_is_batchnorm():
     torch.testing.assert_close(synced(x), ref(x))
     torch.testing.assert_close(synced[1].running_var, ref[1].running_var)
     assert synced.state_dict().keys() == ref.state_dict().keys()
+    frozen = torch.nn.BatchNorm2d(4).requires_grad_(False)  # a BYOL target's BatchNorm
+    assert not any(p.requires_grad for p in convert_sync_batchnorm(frozen, x.device).parameters())
 
 
 def test_two_ranks_equal_one_process(tmp_path):
@@ -144,6 +148,7 @@ def test_two_ranks_equal_one_process(tmp_path):
         "record.log_every=1",
         "model.sync_bn=true",
         "distributed.global_augment=true",
+        "eval.online_probe=true",
     ]
     one = train(load_config(None, [*common, f"run_dir={tmp_path / 'one'}"]))
     two = tmp_path / "two"
@@ -170,12 +175,17 @@ def test_two_ranks_equal_one_process(tmp_path):
     assert moms
     for ma, mb in moms:  # the step-1 gradients: float32 backward through BatchNorm
         assert float((mb - ma).norm()) <= 1e-3 * float(ma.norm()) + 1e-7
-    # rank 0 alone wrote: one metrics row per step, the loss averaged over ranks
+    # the online probe: gradients averaged over ranks, so one probe of the global batch
+    for key, value in a["probe"]["module"].items():
+        torch.testing.assert_close(b["probe"]["module"][key], value, rtol=1e-4, atol=1e-6)
+    # rank 0 alone wrote: one metrics row per step, the loss averaged over ranks and the
+    # probe's hits counted over them
     run_one, run_two = load_run(one), load_run(two)
     assert list(run_two.metrics["step"]) == list(run_one.metrics["step"]) == [1, 2]
-    assert run_two.metrics["loss"].to_numpy() == pytest.approx(
-        run_one.metrics["loss"].to_numpy(), rel=1e-5
-    )
+    for column in ("loss", "online_probe_acc"):
+        assert run_two.metrics[column].to_numpy() == pytest.approx(
+            run_one.metrics[column].to_numpy(), rel=1e-5
+        )
 
 
 def test_two_ranks_resume_after_sigkill(tmp_path):
@@ -212,3 +222,31 @@ def test_two_ranks_resume_after_sigkill(tmp_path):
     assert c["step"] == 12
     assert all(torch.isfinite(v).all() for v in _float_tensors(c).values())
     assert load_run(on_one_rank).status["state"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["method.name=simsiam"],
+        ["predictor.kind=linear"],
+        ["predictor.kind=mlp", "predictor.hidden_dim=8"],
+        ["predictor.kind=none"],
+        ["predictor.params={partitions: 2}"],
+        ["model.sync_bn=true"],
+    ],
+    ids=["directpred", "simsiam", "linear", "mlp", "none", "partition", "sync_bn"],
+)
+def test_every_trainable_parameter_gets_a_gradient(overrides):
+    """DistributedDataParallel's contract (no unused-parameter search): one step's backward
+    reaches every parameter that requires a gradient, and no frozen one (the BYOL target)."""
+    from linear_ssl.train.distributed import prepare_method
+    from linear_ssl.train.loop import build_model
+
+    cfg = load_config(None, [*TINY_MODEL, *overrides])
+    method = prepare_method(build_model(cfg), cfg)
+    v1, v2 = torch.randn(2, 4, 3, 16, 16)
+    method(v1, v2).loss.backward()
+    trainable = {n for n, p in method.named_parameters() if p.requires_grad}
+    assert trainable
+    assert {n for n, p in method.named_parameters() if p.grad is not None} == trainable

@@ -3,13 +3,12 @@
 ``linear-ssl train ...`` launched by ``torchrun`` (environment RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT) joins a process group (nccl on CUDA, gloo on CPU).
 Each step every rank takes its slice of the same seeded permutation (``batch_size`` is the
-GLOBAL batch), and after the backward pass the gradients are averaged across ranks with
-one flat all-reduce (``all_reduce_gradients``), so the optimiser step equals a single
-process's on the whole batch. DistributedDataParallel is not used: ``Method.forward`` runs
-the online and target encoders, the predictor and its running estimates in one call and
-returns a dataclass, and an explicit all-reduce keeps the parameters bitwise identical on
-every rank without DDP's buffer broadcasts; the price is that communication does not
-overlap the backward pass.
+GLOBAL batch). The method runs inside ``DistributedDataParallel`` (``wrap_ddp``): it
+broadcasts rank 0's parameters and buffers once, then averages the gradients over ranks in
+buckets all-reduced while the backward pass is still running, so the optimiser step equals
+a single process's on the whole batch. Buffers are not re-broadcast each step
+(``forward_sync_buffers=False``): BatchNorm running statistics stay per rank unless
+``model.sync_bn``. The online probe is averaged by ``all_reduce_gradients``.
 
 F_hat and C_to (``predictors.RunningCorrelation``, in closed-form predictors and the
 recorder) become ``SyncedCorrelation``: the step's features are all-gathered before the
@@ -29,6 +28,7 @@ same number of ranks and re-derived as ``rank_seed(seed, r, step)`` on a differe
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -93,13 +93,17 @@ class Dist:
         if self.enabled:
             dist.barrier()
 
-    def mean(self, x: torch.Tensor) -> torch.Tensor:
-        """The mean of ``x`` over ranks (a copy; ``x`` itself untouched)."""
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        """The sum of ``x`` over ranks (a copy; ``x`` itself untouched)."""
         if not self.enabled:
             return x
         y = x.detach().clone()
         dist.all_reduce(y)
-        return y / self.world
+        return y
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of ``x`` over ranks (a copy; ``x`` itself untouched)."""
+        return self.sum(x) / self.world if self.enabled else x
 
     def max(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
@@ -165,13 +169,29 @@ def all_reduce_gradients(params: Iterable[nn.Parameter], ctx: Dist) -> None:
         g.copy_(synced)
 
 
-def broadcast_state(module: nn.Module, ctx: Dist) -> None:
-    """Rank 0's parameters and buffers on every rank (they agree already when seeded alike)."""
+def wrap_ddp(method: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:
+    """``method`` in DistributedDataParallel when there are several ranks, else itself.
+
+    Every parameter that requires a gradient must receive one each step (no
+    ``find_unused_parameters`` search): heads with unused weights freeze them.
+    """
     if not ctx.enabled:
-        return
-    with torch.no_grad():
-        for t in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(t.data, src=0)
+        return method
+    from torch.nn.parallel import DistributedDataParallel
+
+    # Buffers synchronised at construction only (torch >= 2.13 renames the switch).
+    options = inspect.signature(DistributedDataParallel).parameters
+    no_forward_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in options
+        else {"broadcast_buffers": False}
+    )
+    return DistributedDataParallel(
+        method,
+        device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None,
+        gradient_as_bucket_view=True,
+        **no_forward_sync,
+    )
 
 
 # ---------------------------------------------------------------------- BatchNorm
@@ -231,6 +251,8 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
             module.track_running_stats,
         ).to(device)
         bn.load_state_dict(module.state_dict())
+        for new, old in zip(bn.parameters(), module.parameters(), strict=True):
+            new.requires_grad_(old.requires_grad)  # a frozen target stays frozen
         bn.train(module.training)
         return bn
     for name, child in module.named_children():
@@ -279,11 +301,11 @@ def sync_estimates(owners: Iterable[Any]) -> None:
             owner.estimate = SyncedCorrelation(est.rho, cross=est.cross, centre=est.centre)
 
 
-def prepare_method(method: nn.Module, cfg: Any, ctx: Dist, device: torch.device) -> nn.Module:
-    """SyncBatchNorm (``model.sync_bn``), rank 0's weights everywhere, synced estimates."""
+def prepare_method(method: nn.Module, cfg: Any) -> nn.Module:
+    """SyncBatchNorm (``model.sync_bn``) and running estimates of the global batch."""
+    device = next(method.parameters()).device
     if cfg.model.sync_bn:
         method = convert_sync_batchnorm(method, device)
-    broadcast_state(method, ctx)
     sync_estimates(method.modules())
     return method
 

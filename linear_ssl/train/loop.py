@@ -235,8 +235,9 @@ class Trainer:
         if cfg.eval.online_probe:
             dim, classes = self.method.backbone.out_dim, len(train_set.classes)
             self.probe = OnlineProbe(dim, classes, cfg.eval.online_probe_lr).to(self.device)
-        self.method = distributed.prepare_method(self.method, cfg, self.dist, self.device)
+        self.method = distributed.prepare_method(self.method, cfg)
         self.method = speed.prepare_model(self.method, cfg)
+        self.model = distributed.wrap_ddp(self.method, self.dist, self.device)  # steps run it
         distributed.seed_ranks(cfg.seed, self.dist)
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
@@ -328,10 +329,9 @@ class Trainer:
             for v in self.augment.two_views(batch)
         )
         with speed.autocast(self.cfg, self.device):
-            out = self.method(v1, v2)
+            out = self.model(v1, v2)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        distributed.all_reduce_gradients(self.method.parameters(), self.dist)
         self.optimizer.step()
         self.step += 1
         loss = out.loss.detach()
@@ -361,7 +361,7 @@ class Trainer:
         }
         row.update(Recorder.feature_pr(out))
         if self.probe is not None:
-            row.update(self.probe.metrics())
+            row.update(self.probe.metrics(self.dist))
         self.writer.append_metrics(row)
         self._loss_sum.zero_()
         self._window_start = self.step
@@ -389,7 +389,8 @@ class Trainer:
                         break
                     out = self.train_step(batch)
                     if self.probe is not None:
-                        self.probe.step(out.h1, self.dist.shard_views(self.batch_labels, B))
+                        labels = self.dist.shard_views(self.batch_labels, B)
+                        self.probe.step(out.h1, labels, self.dist)
                     s, last = self.step, self.step == self.total_steps
                     if record_every and s % record_every == 0:
                         self._check_finite()

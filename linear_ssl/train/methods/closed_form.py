@@ -53,6 +53,7 @@ class ClosedFormPredictor(PredictorHead):
             initial = self.net.matrix.detach().clone()
             sides = initial.expand(self.rule.partitions, 2, dim, dim).clone()
             self.register_buffer("Wp_sides", sides)
+            self.net.requires_grad_(False)  # unused: the sides predict
         else:
             self.estimate = RunningCorrelation(float(cfg.rho), cross=self.rule.needs_cross)
 

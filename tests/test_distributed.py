@@ -76,7 +76,8 @@ WORKER = textwrap.dedent(
 def _torchrun(tmp_path: Path, mode: str, run_dir: Path, overrides: list[str]):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # faulthandler: a rank killed by a signal prints where every thread of it was
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -87,6 +88,12 @@ def _torchrun(tmp_path: Path, mode: str, run_dir: Path, overrides: list[str]):
         text=True,
         timeout=240,
     )
+
+
+def _ranks_stderr(proc) -> str:
+    """What the ranks printed, without torchrun's own report of the failure after it."""
+    report = proc.stderr.find("torch/distributed/elastic/multiprocessing/api.py")
+    return proc.stderr[: report if report > 0 else None][-6000:]
 
 
 def _checkpoints(run_dir: Path) -> list[dict]:
@@ -153,7 +160,7 @@ def test_two_ranks_equal_one_process(tmp_path):
     one = train(load_config(None, [*common, f"run_dir={tmp_path / 'one'}"]))
     two = tmp_path / "two"
     proc = _torchrun(tmp_path, "train", two, common)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, _ranks_stderr(proc)
     a, b = (_checkpoints(run)[0] for run in (one, two))
     assert a["step"] == b["step"] == 1
     assert a["method"].keys() == b["method"].keys()
@@ -194,7 +201,7 @@ def test_two_ranks_resume_after_sigkill(tmp_path):
     restored from the checkpoint), and also resumes to the end on one rank."""
     full = tmp_path / "full"
     proc = _torchrun(tmp_path, "train", full, TINY)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, _ranks_stderr(proc)
 
     killed = tmp_path / "killed"
     proc = _torchrun(tmp_path, "kill", killed, TINY)
@@ -207,7 +214,7 @@ def test_two_ranks_resume_after_sigkill(tmp_path):
     shutil.copytree(killed, on_one_rank)
 
     proc = _torchrun(tmp_path, "resume", killed, [])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, _ranks_stderr(proc)
     a, b = _final(full), _final(killed)
     assert a["step"] == b["step"] == 12
     for key, value in a["method"].items():

@@ -46,9 +46,9 @@ def main() -> None:
     from linear_ssl.runs import RunWriter, load_run
     from linear_ssl.train import load_config, train
     from linear_ssl.train.augment import build_augment
-    from linear_ssl.train.data import dataset_stats, load_dataset
+    from linear_ssl.train.data import dataset_stats, load_dataset, subset
     from linear_ssl.train.evaluate import evaluate_backbone
-    from linear_ssl.train.loop import _load_checkpoint, build_model, subset
+    from linear_ssl.train.loop import _load_checkpoint, build_model
 
     train_zip = args.data / "cifar10-jpeg-train.zip"
     test_zip = args.data / "cifar10-jpeg-test.zip"

@@ -15,13 +15,22 @@ torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
 from linear_ssl.train import load_config, resume, train  # noqa: E402
-from linear_ssl.train.augment import build_view, recipe_views  # noqa: E402
+from linear_ssl.train.augment import (  # noqa: E402
+    build_augment,  # noqa: E402
+    build_view,
+    recipe_views,
+)
+from linear_ssl.train.data import dataset_stats, load_dataset  # noqa: E402
+from linear_ssl.train.evaluate import extract_features, extract_loader_features  # noqa: E402
+from linear_ssl.train.loop import build_model, evaluate_run  # noqa: E402
 from linear_ssl.train.stream import (  # noqa: E402
+    CenterCropFolder,
     CropFolder,
     EpochSampler,
     Stream,
     build_crop_free_augment,
     crop_box,
+    eval_loader,
 )
 
 CLASSES = ("ant", "bee", "cat")
@@ -111,6 +120,77 @@ def test_full_scale_crop_equals_the_resized_image(folder):
     expected = np.array(Image.fromarray(pixels).resize((16, 16), Image.Resampling.BILINEAR))
     assert torch.equal(c1, torch.from_numpy(expected).permute(2, 0, 1))
     assert torch.equal(c1, c2)
+
+
+def test_center_crop_is_the_central_square_after_the_shorter_side_resize(folder):
+    """Evaluation view: a 32 x 40 image at S = 16 and crop_fraction 0.5 keeps its size (its
+    shorter side is already 16 / 0.5 = 32), so the view is rows 8..23, columns 12..27; at
+    crop_fraction 1 the shorter side becomes 16 (bilinear) and the view its centre."""
+    root = folder.parent / "wide"
+    (root / "val" / "one").mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(3).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "val" / "one" / "a.png")
+    view, label = CenterCropFolder(root, "val", 16, crop_fraction=0.5)[0]
+    assert label == 0 and view.dtype == torch.uint8
+    assert torch.equal(view, torch.from_numpy(pixels[8:24, 12:28]).permute(2, 0, 1))
+    view, _ = CenterCropFolder(root, "val", 16, crop_fraction=1.0)[0]
+    resized = np.array(Image.fromarray(pixels).resize((20, 16), Image.Resampling.BILINEAR))
+    assert torch.equal(view, torch.from_numpy(resized[:, 2:18]).permute(2, 0, 1))
+    with pytest.raises(ValueError, match="crop_fraction=0 must lie in"):
+        CenterCropFolder(root, "val", 16, crop_fraction=0)
+
+
+def test_streamed_run_is_probed_at_the_end_as_its_resident_twin(tmp_path):
+    """eval.at_end on a data.stream=true run: features of central crops read by workers.
+    On 16 px images at S = 16 and crop_fraction 1 the crops are the images, so the streamed
+    features equal those of the resident images, and eval.json equals the resident
+    evaluation of the same checkpoint (data.stream=false), also on a fixed random subset
+    (train_limit).
+    """
+    rng = np.random.default_rng(4)
+    for split, n in (("train", 8), ("val", 4)):
+        for c in CLASSES:
+            (tmp_path / "set" / split / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "set" / split / c / f"{i}.png")
+    overrides = [
+        "data.test_split=val",
+        "data.workers=2",
+        "model.width=4",
+        "model.projector_hidden=16",
+        "model.projector_out=8",
+        "record.progress=false",
+        "max_steps=2",
+        "eval.at_end=true",
+        "eval.probe_epochs=3",
+        "eval.knn_k=5",
+        "eval.crop_fraction=1.0",
+        f"run_dir={tmp_path / 'streamed'}",
+    ]
+    cfg = _stream_cfg(tmp_path / "set", overrides)
+    backbone = build_model(cfg).backbone
+    transform = build_augment("byol", 16, *dataset_stats("imagefolder")).eval_transform
+    loader, classes = eval_loader(cfg, tmp_path / "set", "val", None, torch.device("cpu"))
+    x, y = extract_loader_features(backbone, loader, transform)
+    held = load_dataset("imagefolder", tmp_path / "set", "val", cache_dir=tmp_path / "cache")
+    assert classes == held.classes and torch.equal(y, held.labels)
+    assert torch.equal(x, extract_features(backbone, held.images, transform))
+
+    streamed = train(cfg)
+    at_end = json.loads((streamed / "eval.json").read_text())
+    assert at_end["train_images"] == 24 and at_end["test_images"] == 12
+    resident = tmp_path / "resident"
+    shutil.copytree(streamed, resident)
+    config = OmegaConf.load(resident / "config.yaml")
+    config.data.stream = False
+    OmegaConf.save(config, resident / "config.yaml")
+    again = evaluate_run(resident)
+    for key in ("probe_final", "probe_per_epoch", "knn"):
+        assert again[key] == pytest.approx(at_end[key]), key
+    subsets = [evaluate_run(run, train_limit=10) for run in (streamed, resident)]
+    assert subsets[0]["train_images"] == subsets[1]["train_images"] == 10
+    assert subsets[0]["probe_per_epoch"] == pytest.approx(subsets[1]["probe_per_epoch"])
 
 
 def test_crops_are_the_same_for_0_and_2_workers_and_change_with_the_epoch(folder):

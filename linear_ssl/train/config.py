@@ -134,6 +134,8 @@ class EvalConfig:
     at_end: bool = False  # run linear probe + kNN after training (writes eval.json)
     probe_epochs: int = 50
     knn_k: int = 200
+    batch_size: int = 512  # images per batch of the feature pass
+    crop_fraction: float = 0.875  # streamed data: central crop of the image resized to S / it
     online_probe: bool = False  # linear probe trained alongside (train/probe.py), logged
     online_probe_lr: float = 3e-4  # its Adam learning rate
 
@@ -298,6 +300,9 @@ def validate(cfg: DictConfig) -> None:
     )
     positive("eval.probe_epochs", cfg.eval.probe_epochs, integer=True)
     positive("eval.knn_k", cfg.eval.knn_k, integer=True)
+    positive("eval.batch_size", cfg.eval.batch_size, integer=True)
+    fraction = cfg.eval.crop_fraction
+    _require(0 < fraction <= 1, "eval.crop_fraction", fraction, "in (0, 1]")
     positive("eval.online_probe_lr", cfg.eval.online_probe_lr)
     if cfg.eval.online_probe and cfg.data.stream:
         raise ValueError(

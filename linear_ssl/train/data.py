@@ -521,3 +521,19 @@ def _check_labels(name: str, labels: np.ndarray, n_classes: int, base: Path) -> 
             f"{_TITLES[name]} labels under {base} run from {labels.min()} to {labels.max()}, "
             f"outside the {n_classes} classes: the files are damaged, download them again"
         )
+
+
+def subset_indices(n: int, limit: int | None) -> torch.Tensor | None:
+    """The indices of a fixed random subset of ``limit`` of ``n`` rows (the same for every
+    seed; files are often sorted by class, so the first rows would be one class), in their
+    original order; None when ``limit`` keeps them all."""
+    if limit is None or limit >= n:
+        return None
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit]
+    return keep.sort().values
+
+
+def subset(x: torch.Tensor, limit: int | None) -> torch.Tensor:
+    """``x`` restricted to the rows of ``subset_indices``."""
+    keep = subset_indices(x.shape[0], limit)
+    return x if keep is None else x[keep]

@@ -1,6 +1,7 @@
 """Evaluation of a frozen backbone (theory.md section 5, "Linear evaluation").
 
-- ``extract_features``: frozen backbone features, eval mode, no gradient.
+- ``extract_features``: frozen backbone features, eval mode, no gradient (of held uint8
+  images; ``extract_loader_features`` of a loader's batches, for data too large to hold).
 - ``linear_probe``: features standardised with the train statistics, then logistic
   regression (``nn.Linear`` + cross-entropy) trained by Adam, lr 3e-4, wd 1e-3, 50 epochs,
   batch 128. The reference code reports the best test accuracy over epochs; we report the
@@ -8,13 +9,14 @@
 - ``knn``: weighted k-nearest-neighbour vote on cosine similarity, weights exp(sim / T)
   (Wu et al. 2018, InstDisc; the solo-learn / lightly monitor).
 
+``evaluate_features`` runs both on features; ``evaluate_backbone`` extracts them first.
 Accuracies are top-1 in percent (0-100), as theory.md section 6 reports them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -49,19 +51,53 @@ def extract_features(
         )
     if batch_size < 1:
         raise ValueError(f"extract_features batch_size={batch_size} must be >= 1")
+    if images_uint8.shape[0] == 0:
+        raise ValueError("extract_features got no images (N = 0)")
     device = torch.device(device) if device is not None else _module_device(backbone)
+    return _features(backbone, images_uint8.split(batch_size), transform, device)
+
+
+@torch.no_grad()
+def extract_loader_features(
+    backbone: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, D) float32 and labels (N,) of a loader's (uint8 images, labels) batches,
+    e.g. a DataLoader over ``stream.CenterCropFolder`` (data too large to hold)."""
+    device = torch.device(device) if device is not None else _module_device(backbone)
+    labels: list[torch.Tensor] = []
+
+    def batches():
+        for images, y in tqdm(loader, desc="features", unit="batch", disable=not progress):
+            labels.append(torch.as_tensor(y))
+            yield images
+
+    features = _features(backbone, batches(), transform, device)
+    if features.shape[0] == 0:
+        raise ValueError("extract_loader_features got no images: the loader is empty")
+    return features, torch.cat(labels).to(device)
+
+
+def _features(
+    backbone: nn.Module,
+    batches: Iterable[torch.Tensor],
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+) -> torch.Tensor:
+    """The backbone in eval mode (BatchNorm running statistics) over uint8 batches; its mode
+    is restored after. An empty iterable gives a (0, 0) tensor."""
     was_training = backbone.training
     backbone.eval()
     try:
         chunks = [
-            backbone(transform(batch.to(device, non_blocking=True))).float()
-            for batch in images_uint8.split(batch_size)
+            backbone(transform(batch.to(device, non_blocking=True))).float() for batch in batches
         ]
     finally:
         backbone.train(was_training)
-    if not chunks:
-        raise ValueError("extract_features got no images (N = 0)")
-    return torch.cat(chunks)
+    return torch.cat(chunks) if chunks else torch.zeros(0, 0, device=device)
 
 
 def _check_features(
@@ -225,18 +261,44 @@ def evaluate_backbone(
     the feature pass (the probe keeps theory.md's batch 128).
     """
     device = torch.device(device) if device is not None else _module_device(backbone)
-    feats = [
+    train_x, test_x = (
         extract_features(backbone, s.images, transform, extract_batch_size, device)
         for s in (train_set, test_set)
-    ]
-    labels = [torch.as_tensor(s.labels).to(device) for s in (train_set, test_set)]
+    )
+    train_y, test_y = (torch.as_tensor(s.labels).to(device) for s in (train_set, test_set))
     classes = getattr(train_set, "classes", None)
-    num_classes = len(classes) if classes else None
+    return evaluate_features(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        num_classes=len(classes) if classes else None,
+        probe_epochs=probe_epochs,
+        knn_k=knn_k,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def evaluate_features(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    *,
+    num_classes: int | None = None,
+    probe_epochs: int = 50,
+    knn_k: int | None = 200,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``linear_probe`` and ``knn`` of frozen features: the dictionary of
+    ``evaluate_backbone``."""
     probe = linear_probe(
-        feats[0],
-        labels[0],
-        feats[1],
-        labels[1],
+        train_x,
+        train_y,
+        test_x,
+        test_y,
         epochs=probe_epochs,
         seed=seed,
         num_classes=num_classes,
@@ -248,7 +310,7 @@ def evaluate_backbone(
         "probe_per_epoch": probe["per_epoch"],
     }
     if knn_k is not None:
-        k = min(knn_k, feats[0].shape[0])
-        out["knn"] = knn(feats[0], labels[0], feats[1], labels[1], k=k, num_classes=num_classes)
+        k = min(knn_k, train_x.shape[0])
+        out["knn"] = knn(train_x, train_y, test_x, test_y, k=k, num_classes=num_classes)
         out["knn_k"] = k
     return out

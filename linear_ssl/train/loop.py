@@ -25,28 +25,23 @@ from linear_ssl.runs import CONFIG_FILE, RunWriter, atomic_write_bytes
 from linear_ssl.train import distributed, speed
 from linear_ssl.train.augment import build_augment
 from linear_ssl.train.config import as_config, load_config
-from linear_ssl.train.data import dataset_stats, load_dataset
-from linear_ssl.train.evaluate import evaluate_backbone
+from linear_ssl.train.data import dataset_stats, load_dataset, subset
+from linear_ssl.train.evaluate import (
+    evaluate_features,
+    extract_features,
+    extract_loader_features,
+)
 from linear_ssl.train.methods import Method, build_method, build_predictor
 from linear_ssl.train.nets import mlp, resnet
 from linear_ssl.train.probe import OnlineProbe
 from linear_ssl.train.recorder import Recorder
-from linear_ssl.train.stream import Stream
+from linear_ssl.train.stream import Stream, eval_loader
 
 CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-def subset(x: torch.Tensor, limit: int | None) -> torch.Tensor:
-    """A fixed random subset of ``limit`` rows (the same for every seed; files are often
-    sorted by class, so the first rows would be one class), in their original order."""
-    if limit is None or limit >= x.shape[0]:
-        return x
-    keep = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:limit]
-    return x[keep.sort().values]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -435,9 +430,9 @@ def train(config: DictConfig | dict | str | Path) -> Path:
     run_dir = Path(ctx.broadcast_object(str(_new_run_dir(cfg)) if ctx.is_main else None))
     cfg.run_dir = str(run_dir)
     Trainer(cfg, run_dir).fit()
+    ctx.finish()  # the other ranks are done: rank 0 evaluates alone, however long it takes
     if cfg.eval.at_end and ctx.is_main:
         evaluate_run(run_dir)
-    ctx.finish()
     return run_dir
 
 
@@ -511,7 +506,8 @@ def evaluate_run(
     Uses the newest checkpoint (or ``checkpoint``), the config's data set with its
     ``eval_train_split`` / ``test_split`` (under ``data.test_root`` when set), the eval
     transform of its augment recipe and ``eval.probe_epochs`` / ``eval.knn_k`` unless
-    given. ``*_limit`` keep a fixed random subset (``subset``).
+    given. ``*_limit`` keep a fixed random subset (``data.subset``). Streamed data
+    (``data.stream``) is read as central crops (``stream.eval_loader``), never held whole.
     """
     run_dir = Path(run_dir).expanduser()
     cfg = load_run_config(run_dir)
@@ -521,31 +517,40 @@ def evaluate_run(
     method = build_model(cfg)
     method.load_state_dict(state["method"])
     backbone = method.backbone.to(dev).eval()
-    d = cfg.data
-    sets = []
-    for split, limit in ((d.eval_train_split, train_limit), (d.test_split, test_limit)):
-        root = d.test_root if d.test_root is not None and split == d.test_split else d.root
-        s = load_dataset(d.name, root, split, download=d.download, cache_dir=d.cache_dir)
-        s.images, s.labels = subset(s.images, limit), subset(s.labels, limit)
-        sets.append(s.to(dev))
+    d, d_eval = cfg.data, cfg.eval
     mean, std = dataset_stats(d.name)
     augment = build_augment(cfg.augment.recipe, cfg.augment.image_size, mean, std)
     t0 = time.perf_counter()
-    results = evaluate_backbone(
-        backbone,
-        sets[0],
-        sets[1],
-        augment.eval_transform,
-        probe_epochs=probe_epochs or cfg.eval.probe_epochs,
-        knn_k=knn_k or cfg.eval.knn_k,
+    features, labels, classes = [], [], None
+    for split, limit in ((d.eval_train_split, train_limit), (d.test_split, test_limit)):
+        root = d.test_root if d.test_root is not None and split == d.test_split else d.root
+        if d.stream:  # too large to hold: center crops decoded by DataLoader workers
+            loader, classes = eval_loader(cfg, root, split, limit, dev)
+            x, y = extract_loader_features(
+                backbone, loader, augment.eval_transform, dev, progress=progress
+            )
+        else:
+            s = load_dataset(d.name, root, split, download=d.download, cache_dir=d.cache_dir)
+            images = subset(s.images, limit)
+            x = extract_features(backbone, images, augment.eval_transform, d_eval.batch_size, dev)
+            y, classes = subset(torch.as_tensor(s.labels), limit).to(dev), s.classes
+        features.append(x)
+        labels.append(y)
+    results = evaluate_features(
+        features[0],
+        labels[0],
+        features[1],
+        labels[1],
+        num_classes=len(classes) if classes else None,
+        probe_epochs=probe_epochs or d_eval.probe_epochs,
+        knn_k=knn_k or d_eval.knn_k,
         seed=cfg.seed,
-        device=dev,
         progress=progress,
     )
     results.update(
         step=int(state["step"]),
-        train_images=len(sets[0]),
-        test_images=len(sets[1]),
+        train_images=int(labels[0].shape[0]),
+        test_images=int(labels[1].shape[0]),
         seconds=time.perf_counter() - t0,
     )
     writer.write_eval(results)

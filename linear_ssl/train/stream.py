@@ -26,10 +26,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from linear_ssl.train.augment import CROP_RATIO, Augment, build_view, recipe_views
-from linear_ssl.train.data import _check_listing, _dir_listing, _zip_listing, dataset_stats
+from linear_ssl.train.data import (
+    _check_listing,
+    _dir_listing,
+    _zip_listing,
+    dataset_stats,
+    subset_indices,
+)
 
 
 def crop_box(
@@ -61,24 +67,11 @@ def crop_box(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-class CropFolder(Dataset):
-    """``root/<split>/<class>/*.jpg|png`` (a directory or a .zip) as pairs of uint8 crops.
+class FolderImages(Dataset):
+    """The files of ``root/<split>/<class>/*.jpg|png`` (a directory or a .zip), their labels
+    (class index, classes sorted by name) and a Pillow decoder; subclasses cut the items."""
 
-    An item is keyed by ``(epoch, index)`` (the :class:`EpochSampler` yields such keys)
-    and is ``(crop1, crop2, label)``: two independent random-resized crops ``(3, S, S)``
-    of image ``index``, drawn from a generator seeded by ``(seed, epoch, index)``, each
-    resized with its view's filter (``resample``: "bilinear" or "bicubic").
-    """
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str,
-        image_size: int,
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-        seed: int = 0,
-        resample: tuple[str, str] = ("bilinear", "bilinear"),
-    ) -> None:
+    def __init__(self, root: str | Path, split: str) -> None:
         root = Path(root).expanduser()
         if root.is_file() and root.suffix.lower() == ".zip":
             listing, _ = _zip_listing(root, split)
@@ -94,8 +87,6 @@ class CropFolder(Dataset):
         self.classes = sorted(listing)
         self.files = [f for c in self.classes for f in listing[c]]
         self.labels = [i for i, c in enumerate(self.classes) for _ in listing[c]]
-        self.image_size, self.crop_scale, self.seed = image_size, tuple(crop_scale), seed
-        self.resample = tuple(_pil_filter(name) for name in resample)
         self._zip: zipfile.ZipFile | None = None  # opened lazily, once per worker process
 
     def __len__(self) -> int:
@@ -123,6 +114,33 @@ class CropFolder(Dataset):
                 f"cannot decode image {member} ({err}): replace or remove it"
             ) from None
 
+
+def _uint8_chw(image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+class CropFolder(FolderImages):
+    """An ImageFolder as pairs of uint8 training crops.
+
+    An item is keyed by ``(epoch, index)`` (the :class:`EpochSampler` yields such keys)
+    and is ``(crop1, crop2, label)``: two independent random-resized crops ``(3, S, S)``
+    of image ``index``, drawn from a generator seeded by ``(seed, epoch, index)``, each
+    resized with its view's filter (``resample``: "bilinear" or "bicubic").
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        image_size: int,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        seed: int = 0,
+        resample: tuple[str, str] = ("bilinear", "bilinear"),
+    ) -> None:
+        super().__init__(root, split)
+        self.image_size, self.crop_scale, self.seed = image_size, tuple(crop_scale), seed
+        self.resample = tuple(_pil_filter(name) for name in resample)
+
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         epoch, index = key
         image = self._decode(index)
@@ -132,8 +150,38 @@ class CropFolder(Dataset):
         for resample in self.resample:
             top, left, h, w = crop_box(rng, image.height, image.width, self.crop_scale)
             crop = image.resize(size, resample, box=(left, top, left + w, top + h))
-            crops.append(torch.from_numpy(np.array(crop, dtype=np.uint8)).permute(2, 0, 1))
-        return crops[0].contiguous(), crops[1].contiguous(), self.labels[index]
+            crops.append(_uint8_chw(crop))
+        return crops[0], crops[1], self.labels[index]
+
+
+class CenterCropFolder(FolderImages):
+    """An ImageFolder as evaluation views: item ``index`` is ``(view, label)``, the uint8
+    ``(3, S, S)`` central square of the image after its shorter side is resized (bilinear)
+    to ``round(S / crop_fraction)`` (the usual ImageNet evaluation: S = 224, 0.875)."""
+
+    def __init__(
+        self, root: str | Path, split: str, image_size: int, crop_fraction: float = 0.875
+    ) -> None:
+        super().__init__(root, split)
+        if not 0 < crop_fraction <= 1:
+            raise ValueError(f"crop_fraction={crop_fraction} must lie in (0, 1]")
+        self.image_size, self.crop_fraction = image_size, crop_fraction
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        image = self._decode(index)
+        short = round(self.image_size / self.crop_fraction)
+        scale = short / min(image.width, image.height)
+        width, height = (
+            max(short, round(image.width * scale)),
+            max(short, round(image.height * scale)),
+        )
+        if (width, height) != image.size:
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        top, left = (height - self.image_size) // 2, (width - self.image_size) // 2
+        view = image.crop((left, top, left + self.image_size, top + self.image_size))
+        return _uint8_chw(view), self.labels[index]
 
 
 def _pil_filter(name: str) -> int:
@@ -287,3 +335,23 @@ class Stream:
         except ValueError as err:  # a worker's error arrives wrapped in its traceback
             last = str(err).strip().splitlines()[-1]
             raise ValueError(last.removeprefix("ValueError: ")) from None
+
+
+def eval_loader(
+    cfg: DictConfig, root: str | Path, split: str, limit: int | None, device: torch.device
+) -> tuple[DataLoader, list[str]]:
+    """The evaluation views of a streamed ImageFolder split and its class names:
+    ``CenterCropFolder`` at ``augment.image_size`` and ``eval.crop_fraction``, in file order
+    (``limit``: the fixed random subset of ``data.subset_indices``), decoded by
+    ``data.workers`` processes."""
+    dataset = CenterCropFolder(root, split, cfg.augment.image_size, cfg.eval.crop_fraction)
+    keep = subset_indices(len(dataset), limit)
+    workers = cfg.data.workers
+    loader = DataLoader(
+        dataset if keep is None else Subset(dataset, keep.tolist()),
+        batch_size=cfg.eval.batch_size,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    return loader, dataset.classes

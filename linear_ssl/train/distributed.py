@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,10 +194,28 @@ def wrap_ddp(method: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:
 
 
 # ---------------------------------------------------------------------- BatchNorm
+class _SumOverRanks(torch.autograd.Function):
+    """y = the sum over ranks of x. Every rank's loss reads y, so the gradient of x is the
+    sum over ranks of y's gradients: an all-reduce both ways."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """BatchNorm whose training statistics are the global batch's: per-rank channel means
-    and variances all-gathered (autograd-aware) across ranks and merged. Any backend, any device;
-    alone (one process or eval mode) it is ordinary BatchNorm."""
+    """BatchNorm whose training statistics are the global batch's, in two exact passes
+    (channel sums and counts, then squared deviations from the global mean, each summed
+    over ranks by an autograd-aware all-reduce). Any backend, any device; alone (one
+    process or eval mode) it is ordinary BatchNorm."""
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
@@ -207,29 +224,22 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_gather
-
         self._check_input_dim(x)
+        x = x.float()  # statistics and output in float32, as torch's BatchNorm under autocast
         C = x.shape[1]
         dims = [0, *range(2, x.dim())]
-        # Per-rank mean and sum of squared deviations, merged exactly (Chan et al.): the
-        # one-pass E[x^2] - mean^2 loses float32 precision when |mean| >> std.
-        local_var, local_mean = torch.var_mean(x, dims, correction=0)
+        shape = (1, C) + (1,) * (x.dim() - 2)
         count = x.new_full((1,), x.numel() // C)
-        with warnings.catch_warnings():  # torch >= 2.9 marks it deprecated; no replacement
-            warnings.simplefilter("ignore", FutureWarning)  # with autograd is public yet
-            parts = torch.stack(all_gather(torch.cat([local_mean, local_var, count])))
-        means, variances, counts = parts[:, :C], parts[:, C : 2 * C], parts[:, 2 * C :]
-        n = counts.sum()
-        mean = (counts * means).sum(0) / n
-        var = (counts * (variances + (means - mean) ** 2)).sum(0) / n
+        sums = _SumOverRanks.apply(torch.cat([x.sum(dims), count]))
+        n = sums[C:].detach()
+        mean = sums[:C] / n
+        var = _SumOverRanks.apply((x - mean.view(shape)).square().sum(dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
                 self.running_mean.lerp_(mean.detach(), m)
                 self.running_var.lerp_(var.detach() * n / (n - 1).clamp_min(1), m)
-        shape = (1, C) + (1,) * (x.dim() - 2)
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)

@@ -65,3 +65,21 @@ def test_a_non_linear_predictor_records_what_applies(tmp_path):
     spectra = load_run(tmp_path).spectra
     assert {"F_eigvals", "mode_s", "mode_tau", "backbone_pr", "projector_pr"} <= set(spectra)
     assert not {"mode_p", "alignment", "commutator", "Wp_singvals"} & set(spectra)
+
+
+def test_a_record_written_a_step_later_holds_its_own_step(tmp_path):
+    """Records are snapshotted at their step and written after the next step is queued:
+    the step-2 record of a 5-step run (written during step 3) equals, array for array, the
+    record of a run that stops at step 2 (written at once, at its last step), although
+    F_hat, C_to and Wp have moved on by the time it is written."""
+    runs = {}
+    for steps in (2, 5):
+        cfg = load_config(None, [*TINY, f"max_steps={steps}", "record.every=2"])
+        Trainer(cfg, tmp_path / str(steps)).fit()
+        runs[steps] = load_run(tmp_path / str(steps)).spectra
+    assert runs[5].steps.tolist() == [2, 4]
+    early, late = runs[2].at(2), runs[5].at(2)
+    assert early.keys() == late.keys() and "mode_p" in early
+    for name in early:
+        np.testing.assert_array_equal(late[name], early[name], err_msg=name)
+    assert not np.array_equal(runs[5].at(4)["F_eigvals"], early["F_eigvals"])

@@ -4,7 +4,8 @@ One step (theory.md section 5): two augmented views -> the method's symmetric lo
 backward -> optimiser step -> ``method.after_optimizer_step`` (EMA target, then a
 closed-form rule every ``freq`` steps) -> the recorder's running estimates. The step
 never synchronises with the host: the loss and a non-finite flag accumulate on the
-device and are read every ``record.log_every`` steps, at records and at checkpoints.
+device and are read every ``record.log_every`` steps and at checkpoints; a spectra
+record is snapshotted at its step and written after the next step is queued.
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ class Trainer:
         self.recorder = Recorder(rho) if cfg.record.every > 0 else None
         distributed.sync_estimates([self.recorder])
         self.step = 0
+        self._pending = None  # a spectra snapshot waiting for its host copies
         self._reset_window()
 
     # ------------------------------------------------------------------ state
@@ -344,6 +346,15 @@ class Trainer:
             self.recorder.observe(out)
         return out
 
+    def _write_record(self) -> None:
+        """Write the pending spectra record (a snapshot not finite is dropped: the next
+        finiteness check names the step)."""
+        if self._pending is not None:
+            arrays = self.recorder.complete(self._pending)
+            if arrays is not None:
+                self.writer.write_spectra(self._pending.step, arrays)
+            self._pending = None
+
     def _log(self, out, elapsed: float, images: int) -> dict[str, Any]:
         n = self.step - self._window_start
         loss = float(self.dist.mean(self._loss_sum)) / max(n, 1)  # over ranks
@@ -383,13 +394,13 @@ class Trainer:
                     if self.step >= self.total_steps:
                         break
                     out = self.train_step(batch)
+                    self._write_record()  # the last step's snapshot, while this one runs
                     if self.probe is not None:
                         labels = self.dist.shard_views(self.batch_labels, B)
                         self.probe.step(out.h1, labels, self.dist)
                     s, last = self.step, self.step == self.total_steps
                     if record_every and s % record_every == 0:
-                        self._check_finite()
-                        self.writer.write_spectra(s, self.recorder.record(self.method, out))
+                        self._pending = self.recorder.snapshot(s, self.method, out)
                     if s % log_every == 0 or last:
                         self._check_finite()
                         now = time.perf_counter()
@@ -398,6 +409,7 @@ class Trainer:
                         bar.update(s - bar.n)
                         bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.0f}")
                     if s % cfg.checkpoint.every == 0 or last:
+                        self._write_record()  # the tracker state the checkpoint keeps
                         self._check_finite()
                         self.save_checkpoint()
         except (NonFiniteLossError, ValueError, RuntimeError) as err:

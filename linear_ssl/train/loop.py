@@ -545,7 +545,7 @@ def evaluate_run(
             s = load_dataset(d.name, root, split, download=d.download, cache_dir=d.cache_dir)
             images = subset(s.images, limit)
             x = extract_features(backbone, images, augment.eval_transform, d_eval.batch_size, dev)
-            y, classes = subset(torch.as_tensor(s.labels), limit).to(dev), s.classes
+            y, classes = subset(s.labels, limit).to(dev), s.classes
         features.append(x)
         labels.append(y)
     results = evaluate_features(

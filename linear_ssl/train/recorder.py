@@ -52,6 +52,15 @@ def _to_host_async(x: torch.Tensor) -> torch.Tensor:
     return copy.copy_(x, non_blocking=True)
 
 
+def _feature_prs(cov_h: np.ndarray, cov_z: np.ndarray) -> dict[str, float]:
+    """The collapse measure (calibration.md): participation ratios of the centred backbone
+    (h1) and projector (z1) feature covariances."""
+    return {
+        "backbone_pr": diagnostics.participation_ratio(cov_h),
+        "projector_pr": diagnostics.participation_ratio(cov_z),
+    }
+
+
 @dataclass
 class Snapshot:
     """What record ``step`` reads, on its way to the host (``Recorder.snapshot``)."""
@@ -76,10 +85,7 @@ class Recorder:
     def feature_pr(out: Any) -> dict[str, float]:
         """Participation ratio of the centred covariance of the current batch's backbone
         (h1) and projector (z1) features: the collapse measure (calibration.md)."""
-        return {
-            "backbone_pr": diagnostics.participation_ratio(centred_covariance(out.h1)),
-            "projector_pr": diagnostics.participation_ratio(centred_covariance(out.z1)),
-        }
+        return _feature_prs(centred_covariance(out.h1), centred_covariance(out.z1))
 
     @torch.no_grad()
     def snapshot(self, step: int, method: Any, out: Any) -> Snapshot:
@@ -106,14 +112,11 @@ class Recorder:
         loop's next finiteness check stops the run)."""
         if snap.copied is not None:
             snap.copied.synchronize()
-        a = {name: t.to(torch.float64).numpy() for name, t in snap.tensors.items()}
+        a = {name: _host(t) for name, t in snap.tensors.items()}
         if not all(np.isfinite(v).all() for v in a.values()):
             return None
         rec = diagnostics.spectra_record(a["F"], a["C_to"], a.get("Wp"), self.tracker)
-        prs = {
-            "backbone_pr": diagnostics.participation_ratio(a["cov_h"]),
-            "projector_pr": diagnostics.participation_ratio(a["cov_z"]),
-        }
+        prs = _feature_prs(a["cov_h"], a["cov_z"])
         return {**{k: np.asarray(v) for k, v in prs.items()}, **rec}
 
     def record(self, method: Any, out: Any) -> dict[str, np.ndarray] | None:

@@ -11,30 +11,30 @@ p (eigenvalue of the predictor Wp), s (eigenvalue of F = W W^T) and tau (Wa = ta
 - `tau_rhs`, `tau_steady`: the tau equation (T7's third line) and its nullcline.
 - `delta`, `grows`, `k_positive`, `k_eigenvalue`: T10's conditions on Delta.
 
-`integrate` is SciPy's RK45 (Dormand-Prince 5(4), its coefficients, step-size control,
-first-step choice and dense output) run for every trajectory at once, each with its own
-step size: benchmarks/bench_modes.py shows it agrees with a per-trajectory
-`scipy.integrate.solve_ivp(method="RK45")` loop and is hundreds of times faster.
+`integrate` runs SciPy's RK45 for every trajectory at once, each with its own step size
+(`solvers.rk45_batched`), under a step budget, with an implicit fallback for stiff ones.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.integrate import RK45
 
 from linear_ssl.theory.params import Hyper
-
-OnFailure = Literal["warn", "raise", "ignore"]
-
-# SciPy's RK45 step-size control constants (scipy/integrate/_ivp/rk.py).
-_SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
-_ERROR_EXPONENT = -1.0 / (RK45.error_estimator_order + 1)
-
+from linear_ssl.theory.solvers import (
+    DEFAULT_MAX_STEPS,
+    OnFailure,
+    Solution,
+    check_on_failure,
+    check_times,
+    check_tolerances,
+    handle_failure,
+    rk45_batched,
+    solve_ivp_checked,
+)
 
 # --- T7 -----------------------------------------------------------------------------------
 
@@ -221,12 +221,13 @@ def k_positive(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0) -> np
 
 
 @dataclass(frozen=True)
-class ModeSolution:
+class ModeSolution(Solution):
     """Result of `integrate`: states at the requested times, arrays (len(t), *S).
 
-    ok: (S) False where a trajectory blew up or went non-finite (its step size fell
-    below SciPy's floor); its states are nan from t_fail on (t_fail is nan where ok).
-    n_steps: (S) accepted steps per trajectory.
+    ok: (S) False where a trajectory blew up, went non-finite or exceeded its step budget;
+    its states are nan from t_fail on (t_fail is nan where ok). n_steps: (S) accepted
+    steps per trajectory. message: "" when all ok, else what failed and what to do.
+    stats: "nfev" (rhs evaluations, all trajectories), "n_steps" (as above).
     """
 
     t: np.ndarray
@@ -236,165 +237,30 @@ class ModeSolution:
     ok: np.ndarray
     t_fail: np.ndarray
     n_steps: np.ndarray
-
-    @property
-    def all_ok(self) -> bool:
-        """True when every trajectory reached t[-1]."""
-        return bool(np.all(self.ok))
+    message: str = ""
+    stats: dict = field(default_factory=dict)
 
 
-def _norm(x: np.ndarray) -> np.ndarray:
-    """SciPy's RMS norm over the state components (axis 0), per trajectory."""
-    return np.sqrt(np.einsum("ij,ij->j", x, x) / x.shape[0])
+def _stiff_resolve(h: Hyper, y0, t, rtol, atol, max_steps, method, batch) -> int:
+    """Re-solve the stiff trajectories of `batch` one by one with an implicit SciPy method.
 
-
-def _first_step(h: Hyper, y, f, t_end, rtol, atol):
-    """SciPy's select_initial_step (common.py), per trajectory."""
-    scale = atol + np.abs(y) * rtol
-    d0, d1 = _norm(y / scale), _norm(f / scale)
-    h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.where(d1 > 0, d1, 1.0))
-    h0 = np.minimum(h0, t_end)
-    f1 = _t7_reduced(h, y + h0 * f, np.empty_like(y)) * _t7_weights(h, y.shape[0])
-    d2 = _norm((f1 - f) / scale) / h0
-    with np.errstate(divide="ignore"):
-        h1 = np.where(
-            (d1 <= 1e-15) & (d2 <= 1e-15),
-            np.maximum(1e-6, h0 * 1e-3),
-            (0.01 / np.maximum(d1, d2)) ** (1.0 / (RK45.error_estimator_order + 1)),
-        )
-    return np.minimum(np.minimum(100 * h0, h1), t_end)
-
-
-def _solve_chunk(h: Hyper, y0: np.ndarray, t: np.ndarray, rtol, atol, out, lo, t_fail, n_steps):
-    """RK45 for a block of trajectories y0 (n, N), each with its own step.
-
-    Fills out[:, :, lo : lo + N] (out: the whole C-contiguous result), t_fail and n_steps.
-
-    Mirrors scipy.integrate.RK45._step_impl with arrays of trajectories in place of
-    scalars; finished and failed trajectories leave the block. The stages are kept
-    multiplied by each trajectory's step, next to the state, so that every stage's input
-    y + sum_j a_ij step k_j is a single matrix-vector product.
+    Returns the rhs evaluations it took.
     """
-    n, t_end = y0.shape[0], t[-1]
-    stages = RK45.n_stages
-    out[0, :, lo : lo + y0.shape[1]] = y0
-    if t.size == 1:
-        return
-    # with_y[i] multiplies (y, step k_0, ..., step k_{i-1}) into the stage-i input
-    with_y = [np.concatenate(([1.0], RK45.A[i, :i])) for i in range(1, stages)]
-    with_y.append(np.concatenate(([1.0], RK45.B)))
-    live = np.arange(y0.shape[1])  # chunk indices of unfinished trajectories
-    hk = np.empty((stages + 2, n, live.size))  # rows: y, step k_0, ..., step k_6
-    hk[0] = y0
-    weights = _t7_weights(h, n)
-    f = _t7_reduced(h, hk[0], np.empty((n, live.size)))  # k_0 / weights (first same as last)
-    h_abs = _first_step(h, y0, f * weights, t_end, rtol, atol)
-    tt = np.zeros(live.size)
-    rejected = np.zeros(live.size, dtype=bool)
-    next_out = np.ones(live.size, dtype=np.intp)  # index in t of the next output
-    t_next = np.full(live.size, t[1] if t.size > 1 else np.inf)
-    steps = np.zeros(live.size, dtype=np.intp)
-    t_pad = np.append(t, np.inf)
-    n_total, out_flat = out.shape[2], out.reshape(-1)  # flat indices: one scatter per output
-    row_offsets = (np.arange(n) * n_total)[:, None]
-    min_step_bound = 10.0 * np.spacing(t_end)  # >= every trajectory's min_step
-    y_stage, y_new, f_new, abs_new = (np.empty((n, live.size)) for _ in range(4))
-    abs_y = np.abs(y0)
-    idle = 0  # finished trajectories still in the block
-    while live.size:
-        m = live.size
-        y = hk[0]
-        hk_flat = hk.reshape(stages + 2, n * m)
-        # SciPy's floor on the step, 10 ulp of t (computed only where it can matter)
-        small = np.flatnonzero(h_abs < min_step_bound)
-        failed = None
-        if small.size:
-            min_step = 10.0 * (np.nextafter(tt[small], np.inf) - tt[small])
-            failed = np.zeros(m, dtype=bool)
-            failed[small] = rejected[small] & (h_abs[small] < min_step)
-            h_abs[small] = np.maximum(h_abs[small], min_step)
-        t_new = np.minimum(tt + h_abs, t_end)
-        step = t_new - tt
-        step_weights = weights * step
-        np.multiply(f, step_weights, out=hk[1])
-        for i in range(1, stages):
-            np.dot(with_y[i - 1], hk_flat[: i + 1], out=y_stage.reshape(-1))
-            _t7_reduced(h, y_stage, hk[i + 1])
-            hk[i + 1] *= step_weights
-        np.dot(with_y[-1], hk_flat[: stages + 1], out=y_new.reshape(-1))
-        _t7_reduced(h, y_new, f_new)
-        np.multiply(f_new, step_weights, out=hk[-1])
-        # err / (atol + rtol max(|y|, |y_new|)) = (err / rtol) / (max(...) + atol / rtol)
-        np.abs(y_new, out=abs_new)
-        scale = np.maximum(abs_y, abs_new)
-        scale += atol / rtol
-        err = np.dot(RK45.E, hk_flat[1:]).reshape(n, m)
-        err /= scale
-        np.square(err, out=err)
-        err_norm2 = np.add.reduce(err, axis=0)  # n rtol^2 (RMS error norm)^2
-        accept = err_norm2 < n * rtol**2
-        if failed is not None:
-            accept &= ~failed
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factor = err_norm2 ** (0.5 * _ERROR_EXPONENT)  # SAFETY * RMS norm^(-1/5)
-        factor *= _SAFETY * (n * rtol**2) ** (-0.5 * _ERROR_EXPONENT)
-        # accepted: min(10, factor), capped at 1 after a rejection; rejected: max(0.2, factor)
-        factor = np.fmax(_MIN_FACTOR, np.minimum(np.where(rejected, 1.0, _MAX_FACTOR), factor))
-        h_abs *= factor
-        rejected = ~accept
-        # dense output at the requested times in (tt, t_new], as solve_ivp(t_eval=...) does
-        due = np.flatnonzero(accept & (t_next <= t_new))
-        if due.size:
-            # RK45's quartic interpolant y + sum_j (step K^T P)_j x^(j+1), one per step
-            q = np.dot(RK45.P.T, np.take(hk[1:], due, axis=2).reshape(stages + 1, -1))
-            q = q.reshape(4, n, due.size)
-            y_due = np.take(y, due, axis=1)
-        sub = np.arange(due.size)  # the due trajectories with an output left in this step
-        while sub.size:
-            now = due[sub]
-            x = (t_next[now] - tt[now]) / step[now]
-            qs = q if sub.size == due.size else np.take(q, sub, axis=2)
-            ys = qs[3] * x  # Horner
-            for j in (2, 1, 0):
-                ys += qs[j]
-                ys *= x
-            ys += y_due if sub.size == due.size else np.take(y_due, sub, axis=1)
-            rows = next_out[now]
-            out_flat[(rows * (n * n_total) + lo + live[now]) + row_offsets] = ys
-            next_out[now] = rows + 1
-            t_following = t_pad[rows + 1]
-            t_next[now] = t_following
-            sub = sub[t_following <= t_new[now]]
-        # advance the accepted trajectories (most of them: swap buffers, undo the rest)
-        stay = np.flatnonzero(~accept)
-        if stay.size:  # (np.take: much faster than 2-D fancy indexing)
-            y_new[:, stay] = np.take(y, stay, axis=1)
-            f_new[:, stay] = np.take(f, stay, axis=1)
-            t_new[stay] = tt[stay]
-            abs_new[:, stay] = np.take(abs_y, stay, axis=1)
-        hk[0] = y_new
-        f, f_new, tt, abs_y, abs_new = f_new, f, t_new, abs_new, abs_y
-        steps += accept if idle == 0 else accept & (step > 0)
-        done = tt >= t_end
-        if failed is not None and failed.any():
-            for j in np.flatnonzero(failed):
-                out[next_out[j] :, :, lo + live[j]] = np.nan
-                t_fail[live[j]] = tt[j]
-            done |= failed
-        # finished trajectories idle harmlessly (step 0) until an eighth of the block is done
-        idle = np.count_nonzero(done)
-        if idle and (failed is not None or idle == m or 8 * idle >= m):
-            idle = 0
-            n_steps[live[done]] = steps[done]
-            keep = np.flatnonzero(~done)
-            live, tt, steps = live[keep], tt[keep], steps[keep]
-            h_abs, rejected = h_abs[keep], rejected[keep]
-            next_out, t_next = next_out[keep], t_next[keep]
-            y_keep, f = np.take(hk[0], keep, axis=1), np.take(f, keep, axis=1)
-            hk = np.empty((stages + 2, n, keep.size))
-            hk[0] = y_keep
-            y_stage, y_new, f_new, abs_new = (np.empty((n, keep.size)) for _ in range(4))
-            abs_y = np.abs(y_keep)
+    weights = _t7_weights(h, y0.shape[0]).ravel()
+
+    def one(_time, y):
+        return _t7_reduced(h, y[:, None], np.empty((y.size, 1)))[:, 0] * weights
+
+    nfev = 0
+    for j in np.flatnonzero(batch.stiff):
+        res = solve_ivp_checked(
+            one, y0[:, j], t, method=method, rtol=rtol, atol=atol, max_steps=max_steps
+        )
+        batch.y[:, :, j] = res.y
+        batch.ok[j], batch.t_fail[j], batch.n_steps[j] = res.ok, res.t_fail, res.n_steps
+        batch.exceeded[j] = batch.stiff[j] = not res.ok
+        nfev += res.nfev
+    return nfev
 
 
 def integrate(
@@ -407,33 +273,31 @@ def integrate(
     atol: float = 1e-9,
     on_failure: OnFailure = "warn",
     chunk: int = 16384,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
+    stiff_method: Literal["Radau", "LSODA", "BDF"] | None = None,
 ) -> ModeSolution:
     """T7: integrate every mode (p0, s0, tau0 broadcast to one shape S) at the times t.
 
     t: 1-D, strictly increasing, t[0] == 0. SimSiam (h.beta None): tau == 1, tau0 must be
-    1. Each trajectory is SciPy's RK45 with its own step size and the error test
-    RMS(err / (atol + rtol |y|)) < 1 over its own (p, s[, tau]); outputs come from RK45's
-    dense output, like solve_ivp(t_eval=t). Trajectories are solved `chunk` at a time, so
-    working memory is bounded apart from the result itself.
-    on_failure: what to do when a trajectory blows up or goes non-finite (its states are
-    nan from then on and sol.ok is False): "warn" (RuntimeWarning), "raise" (ValueError)
-    or "ignore".
+    1. Each trajectory is SciPy's RK45 with its own step size (`solvers.rk45_batched`):
+    the error test RMS(err / (atol + rtol |y|)) < 1 over its own (p, s[, tau]), outputs
+    from RK45's dense output, like solve_ivp(t_eval=t); `chunk` trajectories at a time.
+    max_steps: each trajectory's budget of steps (None: unbounded). A trajectory that
+    blows up, goes non-finite or exceeds it has nan states from then on and sol.ok False.
+    stiff_method: "Radau" / "LSODA" / "BDF" re-solves the trajectories that exceeded the
+    budget at RK45's stability limit (stiff: large eta, s or alpha_p) with that implicit
+    SciPy method (same budget); None reports them.
+    on_failure: "warn" (RuntimeWarning), "raise" (ValueError) or "ignore".
     """
     if not isinstance(h, Hyper):
         raise TypeError(f"h must be a linear_ssl.theory.Hyper, not {type(h).__name__}")
-    t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or t.size == 0 or t[0] != 0 or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a 1-D array of strictly increasing times starting at 0")
-    if not np.all(np.isfinite(t)):
-        raise ValueError("t must be finite")
-    if not (np.isfinite(rtol) and rtol > 0):
-        raise ValueError(f"rtol={rtol!r} is invalid: it must be finite and > 0")
-    if not (np.isfinite(atol) and atol >= 0):
-        raise ValueError(f"atol={atol!r} is invalid: it must be finite and >= 0")
-    if on_failure not in ("warn", "raise", "ignore"):
-        raise ValueError(f"on_failure={on_failure!r} is invalid: use 'warn', 'raise' or 'ignore'")
-    if int(chunk) < 1:
-        raise ValueError(f"chunk={chunk!r} is invalid: it must be a positive integer")
+    t = check_times(t)
+    check_tolerances(rtol, atol)
+    check_on_failure(on_failure)
+    if stiff_method not in (None, "Radau", "LSODA", "BDF"):
+        raise ValueError(
+            f"stiff_method={stiff_method!r} is invalid: use None, 'Radau', 'LSODA' or 'BDF'"
+        )
     states = [np.asarray(x, dtype=float) for x in (p0, s0, tau0)]
     try:
         p0, s0, tau0 = np.broadcast_arrays(*states)
@@ -448,28 +312,42 @@ def integrate(
     shape = p0.shape
     rows = (p0, s0) if h.simsiam else (p0, s0, tau0)
     y0 = np.stack([x.ravel() for x in rows])
-    out = np.empty((t.size, y0.shape[0], y0.shape[1]))
-    t_fail = np.full(y0.shape[1], np.nan)
-    n_steps = np.zeros(y0.shape[1], dtype=np.intp)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        for lo in range(0, y0.shape[1], int(chunk)):
-            sl = slice(lo, lo + int(chunk))
-            _solve_chunk(h, y0[:, sl], t, rtol, atol, out, lo, t_fail[sl], n_steps[sl])
+    batch = rk45_batched(
+        lambda y, out: _t7_reduced(h, y, out),
+        y0,
+        t,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        chunk=chunk,
+        row_scale=_t7_weights(h, y0.shape[0]).ravel(),
+    )
+    nfev = batch.nfev
+    if stiff_method is not None and batch.stiff.any():
+        nfev += _stiff_resolve(h, y0, t, rtol, atol, max_steps, stiff_method, batch)
+    out = batch.y
     p, s = out[:, 0].reshape(t.size, *shape), out[:, 1].reshape(t.size, *shape)
     tau = np.ones_like(p) if h.simsiam else out[:, 2].reshape(t.size, *shape)
-    ok = np.isnan(t_fail).reshape(shape)
-    sol = ModeSolution(t, p, s, tau, ok, t_fail.reshape(shape), n_steps.reshape(shape))
-    if not sol.all_ok and on_failure != "ignore":
-        first = np.unravel_index(np.argmin(ok), shape) if shape else ()
-        msg = (
-            f"modes.integrate: {np.count_nonzero(~ok)} of {ok.size} trajectories blew up or "
-            f"went non-finite (e.g. index {tuple(int(i) for i in first)}: p0={p0[first]:.6g}, "
-            f"s0={s0[first]:.6g}, tau0={tau0[first]:.6g}, at t={sol.t_fail[first]:.6g}); "
-            "their states are nan from then on (sol.ok is False)"
+
+    def describe(j: int) -> str:
+        return f"p0={y0[0, j]:.6g}, s0={y0[1, j]:.6g}" + (
+            "" if h.simsiam else f", tau0={y0[2, j]:.6g}"
         )
-        if on_failure == "raise":
-            raise ValueError(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+
+    message = batch.failure_message("modes.integrate", describe, "stiff_method='Radau'")
+    stats = {"nfev": nfev, "n_steps": batch.n_steps.reshape(shape)}
+    sol = ModeSolution(
+        t,
+        p,
+        s,
+        tau,
+        batch.ok.reshape(shape),
+        batch.t_fail.reshape(shape),
+        batch.n_steps.reshape(shape),
+        message=message,
+        stats=stats,
+    )
+    handle_failure(sol.ok, message, on_failure)
     return sol
 
 

@@ -276,5 +276,5 @@ def test_bad_inputs_raise_one_line_errors():
         assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="symmetric Wp0"):
         matrix.integrate(h, W0, np.triu(np.ones((3, 3))), W0, t, symmetric=True)
-    with pytest.raises(FloatingPointError, match="non-finite|diverged"):
+    with pytest.raises(ValueError, match="non-finite.*diverged"):
         matrix.integrate(h, W0, None, W0, t, predictor=lambda F, C: np.full((3, 3), np.nan))

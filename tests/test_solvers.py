@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from linear_ssl.theory import Hyper, modes, solvers
+from linear_ssl.theory import Hyper, matrix, modes, solvers
 
 
 def _decay_and_rotation(y: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -146,3 +146,23 @@ def test_on_failure_policy():
         solvers.handle_failure(np.array([False]), "boom", "loud")
     with pytest.raises(ValueError, match="max_steps=0 is invalid"):
         solvers.rk45_batched(_decay_and_rotation, np.ones((4, 1)), [0.0, 1.0], max_steps=0)
+
+
+def test_matrix_flow_budget_and_identity_fast_path():
+    """[issue 9] matrix.integrate with W0 x 1e4 stops at its budget and says so; T1's fast
+    path for X, X' multiples of I equals T1 written out with the full products."""
+    h = Hyper(alpha_p=1.0, beta=0.4, eta=0.01, sigma2=0.3)
+    rng = np.random.default_rng(0)
+    W0, Wp0 = rng.normal(size=(4, 6)) * 1e4, np.eye(4) * 0.5
+    with pytest.raises(ValueError, match="exceeded max_steps=50"):
+        matrix.integrate(h, W0, Wp0, W0.copy(), [0.0, 1.0], max_steps=50)
+    sol = matrix.integrate(h, W0, Wp0, W0.copy(), [0.0, 1.0], max_steps=50, on_failure="ignore")
+    assert not sol.ok and np.isnan(sol.W[-1]).all() and "max_steps" in sol.message
+
+    W, Wp, Wa = rng.normal(size=(4, 6)), rng.normal(size=(4, 4)), rng.normal(size=(4, 6))
+    X, Xp = 1.7 * np.eye(6), 0.3 * np.eye(6)
+    fast = matrix.vector_field(h, W, Wp, Wa, X, Xp)
+    E = Wa @ X - Wp @ W @ (X + Xp)  # T1's residual written out
+    slow = (Wp.T @ E - h.eta * W, h.alpha_p * E @ W.T - h.eta * Wp, h.beta * (W - Wa))
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -8,7 +8,8 @@ The residual of T1 is E = -Wp W (X+X') + Wa X, and
     dW/dt  = Wp^T E - eta W                  (T1; stop_grad=False: the T3 gradient instead)
     dWa/dt = beta (W - Wa)                   (T1; SimSiam, h.beta None: Wa == W)
 
-``integrate`` solves it with scipy.integrate.solve_ivp on the flattened state; the helpers
+``integrate`` solves it with SciPy's solvers on the flattened state (solvers.solve_ivp_checked:
+bounded, failures reported by the shared on_failure policy); the helpers
 below evaluate the quantities the theorems are about (T2 balancing, T3's H, T6's K and
 commutator, T6's fixed predictor) along a trajectory, vectorised over leading axes.
 ``integrate_scalar`` is T4's scalar system ([T] Fig. 10).
@@ -22,13 +23,22 @@ nothing); off alignment they differ (T6 is stated for the symmetrised one).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from linear_ssl import predictors
 from linear_ssl.theory.params import Hyper
+from linear_ssl.theory.solvers import (
+    DEFAULT_MAX_STEPS,
+    OnFailure,
+    Solution,
+    check_on_failure,
+    check_times,
+    handle_failure,
+    rk45_batched,
+    solve_ivp_checked,
+)
 
 RuleFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -79,16 +89,37 @@ def _covariance(name: str, value, n1: int, default_scale: float) -> np.ndarray:
     return (c + c.T) / 2
 
 
-def _times(t) -> np.ndarray:
-    t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)):
-        raise ValueError(f"t must be a non-empty 1-D array of finite times, got shape {t.shape}")
-    if np.any(np.diff(t) <= 0):
-        raise ValueError("t must be strictly increasing (the first entry is the initial time)")
-    return t
-
-
 # --------------------------------------------------------------------------- the vector field
+
+
+def _identity_multiple(M: np.ndarray) -> float | None:
+    """c when M == c I exactly (X and X' of A1-A3), else None: the rhs's fast path."""
+    c = float(M[0, 0])
+    return c if np.array_equal(M, c * np.eye(M.shape[0])) else None
+
+
+@dataclass(frozen=True)
+class _Covariances:
+    """X, X' and X + X', each with its scalar when it is a multiple of I (fast path)."""
+
+    X: np.ndarray
+    Xp: np.ndarray
+    Xs: np.ndarray
+    x: float | None
+    xs: float | None
+
+    @classmethod
+    def of(cls, X: np.ndarray, Xp: np.ndarray) -> _Covariances:
+        Xs = X + Xp
+        return cls(X, Xp, Xs, _identity_multiple(X), _identity_multiple(Xs))
+
+    def times_x(self, M: np.ndarray) -> np.ndarray:
+        """M X."""
+        return M @ self.X if self.x is None else self.x * M
+
+    def times_xs(self, M: np.ndarray) -> np.ndarray:
+        """M (X + X')."""
+        return M @ self.Xs if self.xs is None else self.xs * M
 
 
 def _derivatives(
@@ -96,14 +127,18 @@ def _derivatives(
     W: np.ndarray,
     Wp: np.ndarray,
     Wa: np.ndarray,
-    X: np.ndarray,
-    Xp: np.ndarray,
-    Xs: np.ndarray,
+    cov: _Covariances,
     stop_grad: bool,
     symmetric: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(dW, dWp, dWa) of T1 (T3 when not stop_grad, T5's Wp update when symmetric); Xs = X+X'."""
-    E = Wa @ X - Wp @ (W @ Xs)  # T1 residual: -Wp W (X+X') + Wa X
+    """(dW, dWp, dWa) of T1 (T3 when not stop_grad, T5's Wp update when symmetric).
+
+    With X and X' multiples of I the residual takes 1 matrix product instead of 3.
+    """
+    if cov.xs is None:
+        E = cov.times_x(Wa) - Wp @ cov.times_xs(W)  # T1 residual: -Wp W (X+X') + Wa X
+    else:
+        E = cov.times_x(Wa) - cov.xs * (Wp @ W)
     G = E @ W.T
     if symmetric:
         G = (G + G.T) / 2
@@ -114,7 +149,8 @@ def _derivatives(
         # T3: minus the gradient of J = 1/2 E||Wp W x1 - W x2||^2 + eta/2 ||W||^2 through both
         # branches: (Wp-I)^T (Wp-I) W X + (Wp^T Wp + I) W X' + eta W.
         D = Wp - np.eye(Wp.shape[0])
-        dW = -(D.T @ (D @ (W @ X)) + Wp.T @ (Wp @ (W @ Xp)) + W @ Xp) - h.eta * W
+        WXp = W @ cov.Xp
+        dW = -(D.T @ (D @ cov.times_x(W)) + Wp.T @ (Wp @ WXp) + WXp) - h.eta * W
     dWa = None if h.beta is None else h.beta * (W - Wa)
     return dW, dWp, dWa
 
@@ -142,18 +178,20 @@ def vector_field(
     Wa = W if Wa is None or h.beta is None or not stop_grad else _matrix("Wa", Wa, (n2, n1))
     X = _covariance("X", X, n1, 1.0)
     Xp = _covariance("Xp", Xp, n1, h.sigma2)
-    return _derivatives(h, W, Wp, Wa, X, Xp, X + Xp, stop_grad, symmetric)
+    return _derivatives(h, W, Wp, Wa, _Covariances.of(X, Xp), stop_grad, symmetric)
 
 
 # --------------------------------------------------------------------------- integration
 
 
 @dataclass(frozen=True)
-class MatrixSolution:
+class MatrixSolution(Solution):
     """A trajectory of the matrix flow.
 
     t: (T,) times; W, Wa: (T, n2, n1); Wp: (T, n2, n2). Wa is W itself for SimSiam and for
     stop_grad=False. X, Xp: the covariances used. nfev: right-hand-side evaluations.
+    ok False (on_failure "warn"/"ignore"): the flow diverged or hit its step budget; the
+    states are nan from there and message says where.
     """
 
     t: np.ndarray
@@ -164,6 +202,9 @@ class MatrixSolution:
     Xp: np.ndarray
     h: Hyper
     nfev: int
+    ok: np.ndarray = field(default_factory=lambda: np.array(True))
+    message: str = ""
+    stats: dict = field(default_factory=dict)
 
     @property
     def F(self) -> np.ndarray:
@@ -209,9 +250,11 @@ def integrate(
     stop_grad: bool = True,
     symmetric: bool = False,
     predictor: str | RuleFunction | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    method: str = "DOP853",
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    method: str = "RK45",
+    max_steps: int | None = DEFAULT_MAX_STEPS,
+    on_failure: OnFailure = "raise",
     **rule_params,
 ) -> MatrixSolution:
     """Integrate the matrix flow T1 from (W0, Wp0, Wa0) at t[0], reporting it at each t.
@@ -227,16 +270,19 @@ def integrate(
     callable (F, C_to) -> Wp. Wp is then not integrated: at every instant
     Wp = rule(W (X+X') W^T, Wa X W^T) (the exact C_oo and C_to) while W and Wa follow T1;
     Wp0 is ignored (may be None).
-    rtol, atol, method: passed to scipy.integrate.solve_ivp (DOP853 by default: fewer rhs
-    evaluations than RK45 at these tolerances, benchmarks/bench_matrix.py).
-    Raises FloatingPointError when the state turns non-finite (the flow diverged).
+    rtol, atol, method: SciPy's solver ("RK45" by default: at rtol >= 1e-6 it beats DOP853
+    in time and accuracy, benchmarks/bench_matrix.py; "Radau"/"LSODA" for stiff flows).
+    max_steps: the budget of solver steps (None: unbounded). on_failure: when the flow
+    diverges (non-finite) or exceeds max_steps, "raise" (ValueError, the default),
+    "warn" or "ignore" (then sol.ok is False and the states are nan from there on).
     """
     W0 = _matrix("W0", W0)
     n2, n1 = W0.shape
     X = _covariance("X", X, n1, 1.0)
     Xp = _covariance("Xp", Xp, n1, h.sigma2)
-    Xs = X + Xp
-    t = _times(t)
+    cov = _Covariances.of(X, Xp)
+    t = check_times(t, from_zero=False)
+    check_on_failure(on_failure)
     rule = _resolve_predictor(predictor, rule_params)
     if rule is None:
         Wp0 = _matrix("Wp0", Wp0, (n2, n2))
@@ -271,18 +317,13 @@ def integrate(
         return W, Wp, Wa
 
     def rule_wp(W: np.ndarray, Wa: np.ndarray) -> np.ndarray:
-        return np.asarray(rule(W @ Xs @ W.T, Wa @ X @ W.T), dtype=float)
+        return np.asarray(rule(correlation(W, cov.Xs), cov.times_x(Wa) @ W.T), dtype=float)
 
-    def rhs(time: float, y: np.ndarray) -> np.ndarray:
-        if not np.all(np.isfinite(y)):
-            raise FloatingPointError(
-                f"the matrix flow became non-finite at t={time:.6g}: it diverged "
-                "(shrink the initial weights or the time span)"
-            )
+    def rhs(_time: float, y: np.ndarray) -> np.ndarray:
         W, Wp, Wa = unpack(y)
         if Wp is None:
             Wp = rule_wp(W, Wa)
-        dW, dWp, dWa = _derivatives(h, W, Wp, Wa, X, Xp, Xs, stop_grad, symmetric)
+        dW, dWp, dWa = _derivatives(h, W, Wp, Wa, cov, stop_grad, symmetric)
         out = [dW.ravel()]
         if rule is None:
             out.append(dWp.ravel())
@@ -290,22 +331,25 @@ def integrate(
             out.append(dWa.ravel())
         return np.concatenate(out)
 
-    if t.size == 1:
-        ys, nfev = y0[:, None], 0
-    else:
-        res = solve_ivp(rhs, (t[0], t[-1]), y0, method=method, t_eval=t, rtol=rtol, atol=atol)
-        if not res.success:
-            raise RuntimeError(f"solve_ivp failed on the matrix flow: {res.message}")
-        ys, nfev = res.y, int(res.nfev)
-    if not np.all(np.isfinite(ys)):
-        raise FloatingPointError("the matrix flow became non-finite: it diverged")
-
+    res = solve_ivp_checked(
+        rhs,
+        y0,
+        t,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        name="matrix.integrate",
+    )
+    handle_failure(res.ok, res.message, on_failure)
     Ws, Wps, Was = [], [], []
-    for y in ys.T:
+    for y in res.y:
         W, Wp, Wa = unpack(y)
         Ws.append(W)
         Was.append(Wa)
-        Wps.append(rule_wp(W, Wa) if Wp is None else Wp)
+        if Wp is None:  # the rule's Wp, nan where the flow stopped
+            Wp = rule_wp(W, Wa) if np.all(np.isfinite(W)) else np.full((n2, n2), np.nan)
+        Wps.append(Wp)
     return MatrixSolution(
         t=t,
         W=np.array(Ws),
@@ -314,7 +358,10 @@ def integrate(
         X=X,
         Xp=Xp,
         h=h,
-        nfev=nfev,
+        nfev=res.nfev,
+        ok=np.array(res.ok),
+        message=res.message,
+        stats={"nfev": res.nfev, "n_steps": res.n_steps},
     )
 
 
@@ -409,14 +456,20 @@ def balance_prediction(C, eta: float, t) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ScalarSolution:
-    """T4 trajectories: t (T,), wp, w, wa (T, *S) for initial conditions of broadcast shape S."""
+class ScalarSolution(Solution):
+    """T4 trajectories: t (T,), wp, w, wa (T, *S) for initial conditions of broadcast shape S.
+
+    ok (S): False where a trajectory diverged or exceeded max_steps (nan from then on).
+    """
 
     t: np.ndarray
     wp: np.ndarray
     w: np.ndarray
     wa: np.ndarray
     nfev: int
+    ok: np.ndarray = field(default_factory=lambda: np.array(True))
+    message: str = ""
+    stats: dict = field(default_factory=dict)
 
 
 def integrate_scalar(
@@ -429,6 +482,8 @@ def integrate_scalar(
     l_d: float = 0.5,
     rtol: float = 1e-8,
     atol: float = 1e-10,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
+    on_failure: OnFailure = "warn",
 ) -> ScalarSolution:
     """T4 (App. D, [T] Fig. 10): the 1 x 1 flow with Sigma_s = l_s, Sigma_d = l_d.
 
@@ -437,11 +492,13 @@ def integrate_scalar(
         dw_a/dt = beta (w - w_a)          (SimSiam, h.beta None: w_a == w)
 
     (the paper's system has eta = 0; with h.eta > 0 the T1 weight decay joins). wp0, w0, wa0
-    broadcast to one shape S: any number of initial conditions at once. l_s >= l_d > 0.
+    broadcast to one shape S: any number of initial conditions at once, each its own system
+    of `solvers.rk45_batched` (max_steps, on_failure as there). l_s >= l_d > 0.
     """
     if not (np.isfinite(l_s) and np.isfinite(l_d) and l_s >= l_d > 0):
         raise ValueError(f"need l_s >= l_d > 0 (l_s = l_d + sigma'^2), got l_s={l_s}, l_d={l_d}")
-    t = _times(t)
+    t = check_times(t, from_zero=False)
+    check_on_failure(on_failure)
     if h.beta is None:
         wa0 = w0
     wp0, w0, wa0 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (wp0, w0, wa0)))
@@ -449,23 +506,31 @@ def integrate_scalar(
         raise ValueError("wp0, w0, wa0 must be finite")
     shape = wp0.shape
 
-    def rhs(_time: float, y: np.ndarray) -> np.ndarray:
-        wp, w, wa = y.reshape(3, -1)
+    def rhs(y: np.ndarray, out: np.ndarray) -> np.ndarray:
+        wp, w, wa = y
         wa = w if h.beta is None else wa
         r = wa * l_d - wp * w * l_s
-        dwa = np.zeros_like(w) if h.beta is None else h.beta * (w - wa)
-        return np.concatenate([h.alpha_p * r * w - h.eta * wp, wp * r - h.eta * w, dwa])
+        out[0] = h.alpha_p * r * w - h.eta * wp
+        out[1] = wp * r - h.eta * w
+        out[2] = 0.0 if h.beta is None else h.beta * (w - wa)
+        return out
 
-    y0 = np.concatenate([wp0.ravel(), w0.ravel(), wa0.ravel()])
-    if t.size == 1:
-        ys, nfev = y0[:, None], 0
-    else:
-        res = solve_ivp(rhs, (t[0], t[-1]), y0, t_eval=t, rtol=rtol, atol=atol)
-        if not res.success:
-            raise RuntimeError(f"solve_ivp failed on the T4 scalar system: {res.message}")
-        ys, nfev = res.y, int(res.nfev)
-    wp, w, wa = (v.T.reshape(t.size, *shape) for v in ys.reshape(3, -1, t.size))
-    return ScalarSolution(t=t, wp=wp, w=w, wa=w if h.beta is None else wa, nfev=nfev)
+    y0 = np.stack([wp0.ravel(), w0.ravel(), wa0.ravel()])
+    # T4 is autonomous: integrate from 0 over t - t[0]
+    res = rk45_batched(rhs, y0, t - t[0], rtol=rtol, atol=atol, max_steps=max_steps)
+    message = res.failure_message("matrix.integrate_scalar")
+    handle_failure(res.ok, message, on_failure)
+    wp, w, wa = (res.y[:, i].reshape(t.size, *shape) for i in range(3))
+    return ScalarSolution(
+        t=t,
+        wp=wp,
+        w=w,
+        wa=w if h.beta is None else wa,
+        nfev=res.nfev,
+        ok=res.ok.reshape(shape),
+        message=message,
+        stats={"nfev": res.nfev, "n_steps": res.n_steps.reshape(shape)},
+    )
 
 
 def scalar_fixed_predictor(l_s: float, l_d: float) -> float:

@@ -11,6 +11,9 @@
 - `solve_ivp_checked`: one larger system (the matrix flows) through SciPy's own solver
   classes, with the same step budget and failure report.
 
+Batched flows default to on_failure="warn" (one bad trajectory of a sweep should not
+lose the rest); single-system flows (the matrix flows, SGD) default to "raise".
+
 Both integrators stop a trajectory that blows up, goes non-finite or exceeds its step
 budget (`max_steps`): its states are nan from then on, `ok` is False and the message says
 what happened. A trajectory stopped by the budget whose steps were mostly limited by
@@ -89,11 +92,12 @@ def check_max_steps(max_steps: int | None) -> int | None:
     return int(max_steps)
 
 
-def check_times(t) -> np.ndarray:
-    """t: 1-D, finite, strictly increasing, starting at 0 (the convention of every flow)."""
+def check_times(t, from_zero: bool = True) -> np.ndarray:
+    """t: 1-D, finite, strictly increasing, starting at 0 unless from_zero is False."""
     t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or t.size == 0 or t[0] != 0 or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a 1-D array of strictly increasing times starting at 0")
+    start = " starting at 0" if from_zero else ""
+    if t.ndim != 1 or t.size == 0 or (from_zero and t[0] != 0) or np.any(np.diff(t) <= 0):
+        raise ValueError(f"t must be a 1-D array of strictly increasing times{start}")
     if not np.all(np.isfinite(t)):
         raise ValueError("t must be finite")
     return t
@@ -425,6 +429,10 @@ def rk45_batched(
 # --- one larger system: SciPy's solver classes ---------------------------------------------
 
 
+class _NonFinite(Exception):
+    """Raised inside a solver step when the right-hand side is not finite."""
+
+
 @dataclass(frozen=True)
 class IVPResult:
     """What `solve_ivp_checked` computed: y (len(t), n_state), nan after a failure."""
@@ -448,7 +456,7 @@ def solve_ivp_checked(
     max_steps: int | None = DEFAULT_MAX_STEPS,
     name: str = "solve_ivp",
 ) -> IVPResult:
-    """scipy.integrate.solve_ivp(fun, (0, t[-1]), y0, t_eval=t) for one system, bounded.
+    """scipy.integrate.solve_ivp(fun, (t[0], t[-1]), y0, t_eval=t) for one system, bounded.
 
     The same loop as solve_ivp over SciPy's own solver classes (method: "RK45", "RK23",
     "DOP853", "Radau", "BDF" or "LSODA"), stopped when the state goes non-finite, the
@@ -456,7 +464,7 @@ def solve_ivp_checked(
     states from there on are nan, ok is False and message says why (and, for an explicit
     method stopped by the budget, that the problem may be stiff).
     """
-    t = check_times(t)
+    t = check_times(t, from_zero=False)
     check_tolerances(rtol, atol)
     max_steps = check_max_steps(max_steps)
     if method not in _METHODS:
@@ -466,34 +474,45 @@ def solve_ivp_checked(
     out[0] = y0
     if t.size == 1:
         return IVPResult(out, True, "", 0, 0, np.nan)
+
+    def finite_fun(time: float, y: np.ndarray) -> np.ndarray:
+        dy = fun(time, y)
+        if not np.all(np.isfinite(dy)):
+            raise _NonFinite(time)
+        return dy
+
+    steps, filled, message, t_now, nfev = 0, 1, "", float(t[0]), 0
     with np.errstate(over="ignore", invalid="ignore"):
-        solver = _METHODS[method](fun, 0.0, y0, t[-1], rtol=rtol, atol=atol)
-        steps, filled, message = 0, 1, ""
-        while solver.status == "running":
-            t_old = solver.t
-            solver_message = solver.step()
-            if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
-                message = solver_message or "the state went non-finite (it blew up)"
-                break
-            steps += 1
-            hi = np.searchsorted(t, solver.t, side="right")
-            if hi > filled:
-                dense = solver.dense_output()
-                out[filled:hi] = dense(t[filled:hi]).T if solver.t > t_old else solver.y
-                filled = hi
-            if max_steps is not None and steps >= max_steps and solver.status == "running":
-                message = f"it exceeded max_steps={max_steps} steps"
-                if method in _EXPLICIT:
-                    message += (
-                        " (if the problem is stiff, method='Radau' or 'LSODA' takes far "
-                        "fewer; else raise max_steps)"
-                    )
-                break
+        try:
+            solver = _METHODS[method](finite_fun, t[0], y0, t[-1], rtol=rtol, atol=atol)
+            while solver.status == "running":
+                t_old = solver.t
+                solver_message = solver.step()
+                t_now, nfev = float(solver.t), int(solver.nfev)
+                if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
+                    message = solver_message or "the state went non-finite (it diverged)"
+                    break
+                steps += 1
+                hi = np.searchsorted(t, solver.t, side="right")
+                if hi > filled:
+                    dense = solver.dense_output()
+                    out[filled:hi] = dense(t[filled:hi]).T if solver.t > t_old else solver.y
+                    filled = hi
+                if max_steps is not None and steps >= max_steps and solver.status == "running":
+                    message = f"it exceeded max_steps={max_steps} steps"
+                    if method in _EXPLICIT:
+                        message += (
+                            " (if the problem is stiff, method='Radau' or 'LSODA' takes far "
+                            "fewer; else raise max_steps)"
+                        )
+                    break
+        except _NonFinite as stop:
+            message = f"the flow went non-finite near t={stop.args[0]:.6g} (it diverged)"
     ok = filled == t.size
-    t_fail = np.nan if ok else float(solver.t)
+    t_fail = np.nan if ok else t_now
     if not ok:
         message = (
             f"{name}: stopped at t={t_fail:.6g} of {t[-1]:.6g}: {message}; "
             "states are nan from there"
         )
-    return IVPResult(out, ok, "" if ok else message, int(solver.nfev), steps, t_fail)
+    return IVPResult(out, ok, "" if ok else message, nfev, steps, t_fail)

@@ -77,6 +77,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_checkpoint(args: argparse.Namespace) -> int:
+    """Rewrite an old checkpoint so that it loads safely; it EXECUTES the old file."""
+    from linear_ssl.train.checkpoint import convert_checkpoint
+
+    print(f"wrote {convert_checkpoint(args.old, args.new, trust_source=args.trust_source)}")
+    return 0
+
+
 def _figures(args: argparse.Namespace) -> int:
     """Regenerate the theory figures (and, with --run, the run's figures) as PNG + PDF."""
     from linear_ssl.plots import theory_figures
@@ -152,6 +160,19 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.set_defaults(func=_eval)
 
+    conv = sub.add_parser(
+        "convert-checkpoint",
+        help="rewrite an old checkpoint (format 1) as a safe one; this EXECUTES the old file",
+        description="Loads OLD with pickle (which runs any code it holds: only for files you "
+        "made or trust) and writes NEW, which later loads with torch.load(weights_only=True).",
+    )
+    conv.add_argument("old", type=Path)
+    conv.add_argument("new", type=Path)
+    conv.add_argument(
+        "--trust-source", action="store_true", help="I trust OLD: execute it to convert it"
+    )
+    conv.set_defaults(func=_convert_checkpoint)
+
     fig = sub.add_parser("figures", help="regenerate the paper figures (PNG + PDF)")
     fig.add_argument("--out", type=Path, default=Path("paper_figures/out"))
     fig.add_argument("--run", type=Path, action="append", default=[], help="add a run's figures")
@@ -180,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"linear-ssl {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__  # one line, always
+        print(f"linear-ssl {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

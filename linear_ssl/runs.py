@@ -245,6 +245,22 @@ class Run:
         return section
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file through OmegaConf's safe loader, as a container; a syntax or constructor
+    error (a ``!!python`` tag, a duplicate key) is a one-line ValueError naming the file and
+    line."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        raise ValueError(f"{where}: {problem} (not valid YAML)") from None
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Read a run directory (see the module docstring); one-line errors when it is not one."""
     from omegaconf import OmegaConf
@@ -256,10 +272,12 @@ def load_run(run_dir: str | Path) -> Run:
     if not config_path.is_file():
         raise FileNotFoundError(f"{path} is not a run directory: it has no {CONFIG_FILE}")
     try:
-        config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-    except Exception as err:  # noqa: BLE001 - any parse failure is a corrupt file
+        config = OmegaConf.to_container(read_yaml(config_path), resolve=True)
+    except ValueError as err:
+        raise ValueError(f"{err}: the run is corrupt") from None
+    except Exception as err:  # noqa: BLE001 - an interpolation that does not resolve
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{config_path} is not valid YAML ({first}): the run is corrupt") from None
+        raise ValueError(f"{config_path} does not resolve ({first}): the run is corrupt") from None
     if not isinstance(config, dict):
         raise ValueError(f"{config_path} does not hold a mapping: the run is corrupt")
     metrics_path = path / METRICS_FILE

@@ -119,7 +119,7 @@ def _ranks_stderr(proc) -> str:
 
 def _checkpoints(run_dir: Path) -> list[dict]:
     paths = sorted((run_dir / "checkpoints").glob("step_*.pt"))
-    return [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    return [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
 
 
 def _final(run_dir: Path) -> dict:

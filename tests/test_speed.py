@@ -36,7 +36,7 @@ def _trainer(tmp_path: Path, name: str, extra: list[str]) -> Trainer:
 
 def _final(run_dir: Path) -> dict:
     last = sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]
-    return torch.load(last, map_location="cpu", weights_only=False)
+    return torch.load(last, map_location="cpu", weights_only=True)
 
 
 def _flat_params(trainer: Trainer) -> torch.Tensor:

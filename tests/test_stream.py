@@ -275,7 +275,7 @@ def test_streamed_run_writes_records_and_resumes_bitwise(folder, tmp_path):
         next((cut / "checkpoints").glob(f"*{step}.pt")).unlink()
     resume(cut)
     a, b = (
-        torch.load(sorted((d / "checkpoints").glob("*.pt"))[-1], weights_only=False)
+        torch.load(sorted((d / "checkpoints").glob("*.pt"))[-1], weights_only=True)
         for d in (full, cut)
     )
     assert a["step"] == b["step"] == 5

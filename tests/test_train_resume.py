@@ -42,7 +42,7 @@ TINY = [
 
 def _final_state(run_dir: Path) -> dict:
     last = sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]
-    return torch.load(last, map_location="cpu", weights_only=False)
+    return torch.load(last, map_location="cpu", weights_only=True)
 
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):

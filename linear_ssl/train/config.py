@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from linear_ssl.runs import read_yaml
+
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
 
@@ -201,7 +203,7 @@ def load_config(
     cfg = OmegaConf.structured(TrainConfig)
     try:
         if path is not None:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(find_experiment(path)))
+            cfg = OmegaConf.merge(cfg, read_yaml(find_experiment(path)))
         if isinstance(overrides, dict):
             cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
         elif overrides:
@@ -323,7 +325,7 @@ def expand_sweep(path: str | Path) -> list[tuple[Path, list[str]]]:
     """
     import itertools
 
-    sweep = OmegaConf.to_container(OmegaConf.load(find_experiment(path)))
+    sweep = OmegaConf.to_container(read_yaml(find_experiment(path)))
     if not isinstance(sweep, dict) or "base" not in sweep or "grid" not in sweep:
         raise ValueError(f"sweep {path} must hold 'base' (a config) and 'grid' (key: [values])")
     base = find_experiment(sweep["base"])

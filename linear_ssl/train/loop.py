@@ -10,7 +10,6 @@ record is snapshotted at its step and written after the next step is queued.
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from datetime import datetime
@@ -22,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
-from linear_ssl.runs import CONFIG_FILE, RunWriter, atomic_write_bytes
+from linear_ssl.runs import CONFIG_FILE, RunWriter
 from linear_ssl.train import distributed, speed
 from linear_ssl.train.augment import build_augment
+from linear_ssl.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from linear_ssl.train.config import as_config, load_config
 from linear_ssl.train.data import dataset_stats, load_dataset, subset
 from linear_ssl.train.evaluate import (
@@ -37,8 +37,6 @@ from linear_ssl.train.nets import mlp, resnet
 from linear_ssl.train.probe import OnlineProbe
 from linear_ssl.train.recorder import Recorder
 from linear_ssl.train.stream import Stream, eval_loader
-
-CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteLossError(RuntimeError):
@@ -281,9 +279,7 @@ class Trainer:
         state = distributed.add_rank_rng(self.state_dict(), self.dist)
         path = self.writer.checkpoint_path(self.step)
         if self.dist.is_main:
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            atomic_write_bytes(path, buffer.getvalue())
+            save_checkpoint(state, path)
             for _, old in self.writer.checkpoints()[: -self.cfg.checkpoint.keep]:
                 old.unlink()
         self.dist.barrier()
@@ -469,19 +465,7 @@ def _load_checkpoint(writer: RunWriter, checkpoint: str | Path | None) -> dict[s
                 f"{writer.dir} has no checkpoint in checkpoints/: nothing to resume or evaluate"
             )
         checkpoint = found[-1][1]
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"checkpoint {path} is corrupt ({first}): delete it") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"checkpoint {path} is not a linear_ssl checkpoint (format {CHECKPOINT_FORMAT})"
-        )
-    return state
+    return load_checkpoint(checkpoint)
 
 
 def resume(run_dir: str | Path) -> Path:

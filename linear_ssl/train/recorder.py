@@ -124,7 +124,13 @@ class Recorder:
         return self.complete(self.snapshot(0, method, out))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"estimate": self.estimate.state_dict(), "tracker": self.tracker.state_dict()}
+        """Tensors and plain containers only (a checkpoint loads with weights_only=True):
+        the tracker's NumPy basis travels as a tensor."""
+        basis = self.tracker.state_dict()["basis"]
+        if basis is not None:
+            basis = torch.from_numpy(np.ascontiguousarray(basis))
+        tracker = {"basis": basis}
+        return {"estimate": self.estimate.state_dict(), "tracker": tracker}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
         est = {
@@ -132,4 +138,7 @@ class Recorder:
             for k, v in state["estimate"].items()
         }
         self.estimate.load_state_dict(est)
-        self.tracker.load_state_dict(state["tracker"])
+        basis = state["tracker"]["basis"]  # a tensor (format 2) or a NumPy array (format 1)
+        if isinstance(basis, torch.Tensor):
+            basis = basis.numpy()
+        self.tracker.load_state_dict({"basis": basis})

@@ -1,4 +1,5 @@
-"""The `linear-ssl` command: simulate | train | eval | figures | compare | main.
+"""The `linear-ssl` command: simulate | train | status | eval | figures | compare | main |
+convert-checkpoint.
 
 Each subcommand imports what it needs when it runs, so the theory subcommands work
 without the torch extra.
@@ -46,15 +47,28 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    """Train from an experiment config plus dotted overrides; print the run directory."""
+    """Train from an experiment config plus dotted overrides (or resume a run, with the
+    overrides a resume allows); print the run directory."""
+    from linear_ssl.runs import describe_state
     from linear_ssl.train import resume, train_from_cli
 
     if args.resume:
-        run_dir = resume(args.resume)
+        overrides = [*([args.config] if args.config else []), *args.overrides]
+        if os.environ.get("RANK", "0") == "0":
+            print(f"resuming {describe_state(args.resume)}")
+        run_dir = resume(args.resume, overrides)
     else:
-        run_dir = train_from_cli(args.config, args.overrides)
+        run_dir = train_from_cli(args.config or "smoke", args.overrides)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         print(f"run directory: {run_dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """One line: running (its pid and host), finished, failed, or stopped (process gone)."""
+    from linear_ssl.runs import describe_state
+
+    print(describe_state(args.run))
     return 0
 
 
@@ -148,10 +162,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "name under experiments/ (smoke, cifar10/directpred, ...); run_dir=PATH picks the "
         "run directory.",
     )
-    tr.add_argument("config", nargs="?", default="smoke")
+    tr.add_argument("config", nargs="?", default=None, help="default: smoke")
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=0.05")
-    tr.add_argument("--resume", type=Path, default=None, metavar="RUN", help="resume a run")
+    tr.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="resume a run; overrides then may change only learning rates, epochs, max_steps, "
+        "record.* and checkpoint.* (docs/run_format.md)",
+    )
     tr.set_defaults(func=_train)
+
+    st = sub.add_parser("status", help="is a run running, finished, failed or stopped?")
+    st.add_argument("run", type=Path)
+    st.set_defaults(func=_status)
 
     ev = sub.add_parser("eval", help="linear probe and kNN of a trained run")
     ev.add_argument("run", type=Path)

@@ -8,6 +8,8 @@ Layout (docs/run_format.md is the schema)::
     RUN/spectra/step_XXXXXXXX.npz   one NPZ per record step (arrays named in the schema)
     RUN/checkpoints/step_XXXXXXXX.pt
     RUN/eval.json                   linear probe / kNN results (linear-ssl eval)
+    RUN/config_history.jsonl        one line per resume: its step and overrides
+    RUN/writer.lock                 while a process writes the run: its pid and host
 
 Every file is written atomically (temporary file + os.replace) or, for metrics.jsonl,
 appended one whole line per write() call; a reader ignores a final line without its
@@ -17,10 +19,16 @@ OmegaConf alone.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import io
 import json
 import os
 import re
+import socket
+import time
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +44,8 @@ METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.json"
 SPECTRA_DIR = "spectra"
 CHECKPOINT_DIR = "checkpoints"
+HISTORY_FILE = "config_history.jsonl"
+LOCK_FILE = "writer.lock"
 _STEP_FILE = re.compile(r"^step_(\d{8})\.(npz|pt)$")
 
 
@@ -69,6 +79,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def _append_line(path: Path, row: Mapping[str, Any]) -> None:
+    """One JSON line, written with a single write() on an O_APPEND descriptor."""
+    line = (json.dumps(dict(row), allow_nan=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
 class RunWriter:
     """Appends metrics and writes spectra / status into a run directory (the trainer's side)."""
 
@@ -84,19 +104,18 @@ class RunWriter:
         atomic_write_text(self.dir / STATUS_FILE, json.dumps({"state": state, **info}) + "\n")
 
     def append_metrics(self, row: Mapping[str, Any]) -> None:
-        """One JSON line, written with a single write() on an O_APPEND descriptor."""
-        line = (json.dumps(dict(row), allow_nan=True) + "\n").encode()
-        fd = os.open(self.dir / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        _append_line(self.dir / METRICS_FILE, row)
 
     def write_spectra(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
         """One NPZ per record step; ``step`` is stored inside it as well."""
         buffer = io.BytesIO()
         np.savez(buffer, step=np.int64(step), **arrays)
         atomic_write_bytes(self.dir / SPECTRA_DIR / step_file(step, "npz"), buffer.getvalue())
+
+    def append_history(self, step: int, overrides: list[str]) -> None:
+        """A line of config_history.jsonl: a resume at ``step`` with its overrides."""
+        row = {"step": step, "overrides": list(overrides), "time": time.strftime("%FT%T%z")}
+        _append_line(self.dir / HISTORY_FILE, row)
 
     def truncate_after(self, step: int) -> None:
         """Drop every metrics row and spectra record newer than ``step`` (on resume)."""
@@ -121,6 +140,151 @@ class RunWriter:
         path = self.dir / EVAL_FILE
         atomic_write_text(path, json.dumps(dict(results), indent=2) + "\n")
         return path
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is writing this run directory."""
+
+
+_HELD: dict[Path, int] = {}  # run directories this process has locked, with a depth
+
+
+def _holder(path: Path) -> dict[str, Any]:
+    """The pid and host a lock file names ({} when empty or unreadable)."""
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM  # exists, owned by someone else
+    return True
+
+
+def _describe_holder(holder: dict[str, Any]) -> str:
+    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"
+
+
+def lock_holder(run_dir: str | Path) -> dict[str, Any] | None:
+    """The {"pid", "host"} of the live process writing ``run_dir``, or None when none is
+    (no lock file, or a stale one: its flock is free, the killed process is gone)."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(path) or {}
+    else:
+        holder = _holder(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    # free flock: stale, unless its pid lives on this host (a file system without flock)
+    here = holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
+    return holder if here and holder["pid"] != os.getpid() and _pid_alive(holder["pid"]) else None
+
+
+def _acquire(run_dir: Path) -> int:
+    """Take RUN/writer.lock (exclusive flock, our pid and host inside); its descriptor."""
+    path = run_dir / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = _describe_holder(_holder(path))
+            raise RunLockedError(
+                f"run directory {run_dir} is being written by {holder}: wait for it to end "
+                f"or stop it (linear-ssl status {run_dir})"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous writer removed the file we opened: take the new one
+    holder = _holder(path)
+    live = holder.get("host") == socket.gethostname() and holder.get("pid") != os.getpid()
+    if live and isinstance(holder.get("pid"), int) and _pid_alive(holder["pid"]):
+        os.close(fd)  # its flock was not seen (a file system without flock): still refuse
+        raise RunLockedError(
+            f"run directory {run_dir} is being written by {_describe_holder(holder)}: wait "
+            "for it to end or stop it"
+        )
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+    os.fsync(fd)
+    return fd
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run directory's single-writer lock for the block (docs/run_format.md).
+
+    A second process is refused with a one-line ``RunLockedError``; a lock left by a killed
+    process is taken over (flock is released by the kernel, and its pid is gone). Nested
+    use in one process (``train`` then its ``evaluate_run``) is allowed.
+    """
+    key = Path(run_dir).expanduser().resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    fd = _acquire(key)
+    _HELD[key] = 1
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(FileNotFoundError):
+            (key / LOCK_FILE).unlink()  # while still holding it: the next writer starts fresh
+        os.close(fd)
+
+
+def run_state(run_dir: str | Path) -> dict[str, Any]:
+    """status.json, with ``state`` "stopped" (and ``message`` "process gone") for a run that
+    says running but whose writer is gone (killed); a live writer adds ``pid`` / ``host``."""
+    path = Path(run_dir).expanduser()
+    if not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a run directory: it has no {CONFIG_FILE}")
+    status = _read_json(path / STATUS_FILE) or {"state": "not started", "step": 0}
+    if status.get("state") == "running":
+        holder = lock_holder(path)
+        if holder is None:
+            status = {**status, "state": "stopped", "message": "process gone"}
+        else:
+            status = {**status, **holder}
+    return status
+
+
+def describe_state(run_dir: str | Path) -> str:
+    """One line: running / finished / failed / stopped at step N (``linear-ssl status``)."""
+    st = run_state(run_dir)
+    state, step = st.get("state"), st.get("step", 0)
+    total = f" of {st['total_steps']}" if "total_steps" in st else ""
+    if state == "running":
+        return f"{run_dir}: running, step {step}{total} ({_describe_holder(st)})"
+    if state == "stopped":
+        return (
+            f"{run_dir}: stopped at step {step}{total} (process gone): resume with "
+            f"linear-ssl train --resume {run_dir}"
+        )
+    if state == "failed":
+        return f"{run_dir}: failed at step {step}: {st.get('message', '')}"
+    return f"{run_dir}: {state} at step {step}{total}"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -282,7 +446,7 @@ def load_run(run_dir: str | Path) -> Run:
         raise ValueError(f"{config_path} does not hold a mapping: the run is corrupt")
     metrics_path = path / METRICS_FILE
     rows = _read_jsonl(metrics_path) if metrics_path.exists() else []
-    metrics = pd.DataFrame(rows)
+    metrics = _unique_steps(pd.DataFrame(rows), metrics_path)
     status = _read_json(path / STATUS_FILE) or {}
     return Run(
         path,
@@ -292,6 +456,21 @@ def load_run(run_dir: str | Path) -> Run:
         status,
         _read_json(path / EVAL_FILE),
     )
+
+
+def _unique_steps(metrics: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Metrics with one row per step: repeated steps (two processes once wrote the run) keep
+    their last row, with a warning naming them."""
+    if metrics.empty or "step" not in metrics or not metrics["step"].duplicated().any():
+        return metrics
+    repeated = sorted(set(metrics.loc[metrics["step"].duplicated(), "step"].tolist()))
+    warnings.warn(
+        f"{path} repeats steps {repeated}: two processes wrote this run; kept the last row "
+        "of each step",
+        stacklevel=3,
+    )
+    unique = metrics.drop_duplicates("step", keep="last").sort_values("step", kind="stable")
+    return unique.reset_index(drop=True)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -224,6 +224,32 @@ def load_config(
     return cfg
 
 
+RESUME_KEYS = (
+    "optim.lr",
+    "predictor.lr",
+    "epochs",
+    "max_steps",
+    "record.every",
+    "record.log_every",
+    "record.progress",
+    "checkpoint.every",
+    "checkpoint.keep",
+)  # what a resume may change (docs/run_format.md, "config history")
+
+
+def check_resume_overrides(overrides: list[str]) -> list[str]:
+    """``overrides`` when every one is ``key=value`` with a key in RESUME_KEYS; otherwise a
+    one-line ValueError naming the first that is not."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or key not in RESUME_KEYS:
+            raise ValueError(
+                f"resume override {item!r} is not allowed: a resumed run may change only "
+                f"{', '.join(RESUME_KEYS)} (key=value); start a new run to change anything else"
+            )
+    return overrides
+
+
 def as_config(config: DictConfig | TrainConfig | dict | str | Path) -> DictConfig:
     """Accept a DictConfig, a TrainConfig, a plain dict or a YAML path/name; validate."""
     if isinstance(config, (str, Path)):

@@ -10,7 +10,9 @@ record is snapshotted at its step and written after the next step is queued.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
-from linear_ssl.runs import CONFIG_FILE, RunWriter
+from linear_ssl.runs import CONFIG_FILE, LOCK_FILE, RunWriter, run_lock
 from linear_ssl.train import distributed, speed
 from linear_ssl.train.augment import build_augment
 from linear_ssl.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from linear_ssl.train.config import as_config, load_config
+from linear_ssl.train.config import as_config, check_resume_overrides, load_config
 from linear_ssl.train.data import dataset_stats, load_dataset, subset
 from linear_ssl.train.evaluate import (
     evaluate_features,
@@ -194,7 +196,6 @@ class Trainer:
         self.dist.check_batch(cfg.batch_size)
         self.device = resolve_device(cfg.device)
         self.writer = distributed.writer_for(run_dir, self.dist)  # rank 0 writes
-        self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
         torch.manual_seed(cfg.seed)
         d = cfg.data
         self.stream = Stream(cfg, self.device) if d.stream else None  # ImageNet-size data
@@ -261,10 +262,15 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint. The learning rates are this config's (a resume may lower
+        them), and a recorder the checkpoint lacks (record.every was 0) starts afresh."""
         self.step = int(state["step"])
         self.method.load_state_dict(state["method"])
+        base_lrs = [group["base_lr"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.recorder is not None:
+        for group, base_lr in zip(self.optimizer.param_groups, base_lrs, strict=True):
+            group["base_lr"] = base_lr
+        if self.recorder is not None and state["recorder"] is not None:
             self.recorder.load_state_dict(state["recorder"], self.device)
         if self.probe is not None:
             self.probe.restore(state["probe"])
@@ -282,6 +288,7 @@ class Trainer:
             save_checkpoint(state, path)
             for _, old in self.writer.checkpoints()[: -self.cfg.checkpoint.keep]:
                 old.unlink()
+        self.writer.write_status("running", step=self.step, total_steps=self.total_steps)
         self.dist.barrier()
         return path
 
@@ -380,6 +387,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
+        self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))  # the effective config
         self.writer.write_status("running", step=self.step, total_steps=self.total_steps)
         tick, tick_step = time.perf_counter(), self.step
         B = cfg.batch_size
@@ -417,30 +425,64 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------- entry points
-def _new_run_dir(cfg: DictConfig) -> Path:
+def _new_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
+    """The run directory to create (refused when not empty), and whether it was absent."""
     if cfg.run_dir:
         run_dir = Path(cfg.run_dir).expanduser()
     else:
         run_dir = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(
-            f"run directory {run_dir} is not empty: resume it (linear_ssl.train.resume) or "
-            "choose another run_dir"
+            f"run directory {run_dir} is not empty: resume it (linear-ssl train --resume "
+            f"{run_dir}) or choose another run_dir"
         )
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return run_dir, created
+
+
+def _writer_lock(run_dir: Path, ctx: distributed.Dist):
+    """The run directory's single-writer lock (rank 0 writes, so rank 0 holds it)."""
+    return run_lock(run_dir) if ctx.is_main else contextlib.nullcontext()
+
+
+def _clear_failed_start(run_dir: Path) -> None:
+    """Remove what a start that failed before its first step left (the lock stays held)."""
+    for entry in run_dir.iterdir():
+        if entry.name != LOCK_FILE:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def train(config: DictConfig | dict | str | Path) -> Path:
-    """Train from a config (DictConfig, dict, TrainConfig or YAML path/name); the run dir."""
+    """Train from a config (DictConfig, dict, TrainConfig or YAML path/name); the run dir.
+
+    The run directory is locked for the whole run (``runs.run_lock``: one writer). A start
+    that fails before training (a bad data root, a model the config cannot build) leaves
+    no run directory behind.
+    """
     cfg = as_config(config)
     ctx = distributed.init_from_env(cfg)  # under torchrun: rank 0 names the run dir
-    run_dir = Path(ctx.broadcast_object(str(_new_run_dir(cfg)) if ctx.is_main else None))
+    run_dir, created = _new_run_dir(cfg) if ctx.is_main else (None, False)
+    run_dir = Path(ctx.broadcast_object(str(run_dir) if ctx.is_main else None))
     cfg.run_dir = str(run_dir)
-    Trainer(cfg, run_dir).fit()
-    ctx.finish()  # the other ranks are done: rank 0 evaluates alone, however long it takes
-    if cfg.eval.at_end and ctx.is_main:
-        evaluate_run(run_dir)
+    started = False
+    try:
+        with _writer_lock(run_dir, ctx):
+            try:
+                trainer = Trainer(cfg, run_dir)
+            except BaseException:
+                if ctx.is_main:
+                    _clear_failed_start(run_dir)
+                raise
+            started = True
+            trainer.fit()
+            ctx.finish()  # the other ranks are done: rank 0 evaluates alone, however long
+            if cfg.eval.at_end and ctx.is_main:
+                evaluate_run(run_dir)
+    finally:
+        if created and not started and ctx.is_main:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
     return run_dir
 
 
@@ -449,12 +491,13 @@ def train_from_cli(config: str | Path, overrides: list[str]) -> Path:
     return train(load_config(config, overrides))
 
 
-def load_run_config(run_dir: str | Path) -> DictConfig:
-    """The validated config of an existing run directory (one-line error if none)."""
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> DictConfig:
+    """The validated config of an existing run directory (one-line error if none), with
+    ``overrides`` applied (only the keys ``config.RESUME_KEYS`` allows)."""
     path = Path(run_dir).expanduser()
     if not (path / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a run directory: it has no {CONFIG_FILE}")
-    return load_config(path / CONFIG_FILE)
+    return load_config(path / CONFIG_FILE, check_resume_overrides(overrides or []))
 
 
 def _load_checkpoint(writer: RunWriter, checkpoint: str | Path | None) -> dict[str, Any]:
@@ -468,21 +511,28 @@ def _load_checkpoint(writer: RunWriter, checkpoint: str | Path | None) -> dict[s
     return load_checkpoint(checkpoint)
 
 
-def resume(run_dir: str | Path) -> Path:
+def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Path:
     """Continue a stopped run from its newest checkpoint to the end of its config.
 
     Records and metrics newer than the checkpoint are dropped first, so the finished run
-    equals one that was never stopped (bitwise on CPU).
+    equals one that was never stopped (bitwise on CPU). ``overrides`` (``key=value``) may
+    change only ``config.RESUME_KEYS`` (learning rates, epochs / max_steps, record and
+    checkpoint settings); config.yaml then holds the effective config and
+    config_history.jsonl gets a line with the step and the overrides. A run another live
+    process is writing is refused (``runs.RunLockedError``).
     """
     run_dir = Path(run_dir).expanduser()
-    cfg = load_run_config(run_dir)
-    writer = RunWriter(run_dir)
-    state = _load_checkpoint(writer, None)
-    trainer = Trainer(cfg, run_dir)
-    trainer.load_state_dict(state)
-    trainer.writer.truncate_after(trainer.step)
-    trainer.fit()
-    trainer.dist.finish()
+    cfg = load_run_config(run_dir, overrides)
+    ctx = distributed.init_from_env(cfg)
+    with _writer_lock(run_dir, ctx):
+        state = _load_checkpoint(RunWriter(run_dir), None)
+        trainer = Trainer(cfg, run_dir)
+        trainer.load_state_dict(state)
+        trainer.writer.truncate_after(trainer.step)
+        if ctx.is_main:
+            trainer.writer.append_history(trainer.step, overrides or [])
+        trainer.fit()
+        trainer.dist.finish()
     return run_dir
 
 
@@ -507,6 +557,23 @@ def evaluate_run(
     """
     run_dir = Path(run_dir).expanduser()
     cfg = load_run_config(run_dir)
+    with run_lock(run_dir):  # eval.json has one writer too
+        return _evaluate_locked(
+            cfg, run_dir, checkpoint, probe_epochs, knn_k, device, train_limit, test_limit, progress
+        )
+
+
+def _evaluate_locked(
+    cfg: DictConfig,
+    run_dir: Path,
+    checkpoint: str | Path | None,
+    probe_epochs: int | None,
+    knn_k: int | None,
+    device: str | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    progress: bool,
+) -> dict[str, Any]:
     writer = RunWriter(run_dir)
     state = _load_checkpoint(writer, checkpoint)
     dev = resolve_device(device or cfg.device)

@@ -21,10 +21,17 @@ def _simulate(args: argparse.Namespace) -> int:
     from linear_ssl.theory import Hyper, modes
 
     h = Hyper(alpha_p=args.alpha_p, beta=args.beta, eta=args.eta, sigma2=args.sigma2)
+    for flag, values in (("--p0", args.p0), ("--s0", args.s0), ("--tau0", [args.tau0])):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{flag} {' '.join(map(str, values))} is invalid: give finite numbers")
     p0 = np.asarray(args.p0, dtype=float)
     s0 = np.asarray(args.s0, dtype=float)
     if p0.shape != s0.shape:
         raise ValueError(f"--p0 has {p0.size} values but --s0 has {s0.size}: give one s0 per p0")
+    if not (np.isfinite(args.t_end) and args.t_end > 0):
+        raise ValueError(f"--t-end {args.t_end} is invalid: give a finite end time > 0")
+    if args.points < 2:
+        raise ValueError(f"--points {args.points} is invalid: give at least 2 time points")
     t = np.linspace(0.0, args.t_end, args.points)
     sol = modes.integrate(h, p0, s0, t, tau0=args.tau0)
     table = pd.concat(
@@ -39,6 +46,7 @@ def _simulate(args: argparse.Namespace) -> int:
     p_minus, p_plus = modes.fixed_points(h, tau=1.0)
     print(f"{h}\nT9 fixed points at tau=1: p- = {p_minus:.6g}, p+ = {p_plus:.6g}")
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     else:
@@ -138,8 +146,15 @@ def _main_job(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit status 2), without the usage block."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="linear-ssl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="linear-ssl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="integrate the eigen-mode flow T7 of linear BYOL")
@@ -223,7 +238,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, one line on stderr)
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, RuntimeError) as err:

@@ -393,3 +393,16 @@ def test_imageset_to_copies_and_validates(embedded):
         ImageSet(images.images.float(), images.labels, images.classes, "x")
     with pytest.raises(ValueError, match=r"labels must be \(1000,\) int64"):
         ImageSet(images.images, images.labels[:10], images.classes, "x")
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG broken", b"not an image at all"])
+def test_an_undecodable_image_error_names_the_file_not_an_object_address(tmp_path, content):
+    """Pillow's message names its in-memory buffer (``<_io.BytesIO object at 0x...>``); the
+    error names the image file instead, on one line."""
+    root = tmp_path / "set"
+    write_folder(root)
+    (root / "train" / "cat" / "0000.png").write_bytes(content)
+    with pytest.raises(ValueError, match=r"cannot decode image .*cat/0000\.png") as err:
+        load_dataset("imagefolder", root, "train", cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert " at 0x" not in message and "BytesIO" not in message and "\n" not in message

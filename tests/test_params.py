@@ -100,3 +100,30 @@ def test_t1_time_of_step_without_dt_is_an_error():
     for call in (h.time_of_step, h.step_of_time):
         with pytest.raises(ValueError, match="from_training"):
             call(10)
+
+
+@pytest.mark.parametrize("value", ["1", b"1", [1.0], True, None, 1j])
+@pytest.mark.parametrize("field", ["alpha_p", "eta", "sigma2"])
+def test_t1_hyper_rejects_a_non_number_with_a_one_line_type_error(field, value):
+    """Hyper(alpha_p='1') and friends: a TypeError naming the field and the type given,
+    not a comparison failing inside __post_init__."""
+    with pytest.raises(TypeError) as err:
+        Hyper(**{field: value})
+    message = str(err.value)
+    assert message.startswith(f"Hyper.{field}={value!r} is a {type(value).__name__}")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["lr", "momentum", "weight_decay", "predictor_lr", "ema"])
+def test_t1_from_training_rejects_a_string_with_a_one_line_type_error(name):
+    kwargs = {"lr": 0.1, name: "0.5"}
+    with pytest.raises(TypeError, match=rf"Hyper.{name}='0.5' is a str") as err:
+        Hyper.from_training(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_t1_hyper_accepts_numpy_and_integer_numbers():
+    import numpy as np
+
+    h = Hyper(alpha_p=np.float64(2.0), beta=1, eta=np.float32(0.5), sigma2=0)
+    assert (h.alpha_p, h.beta, h.eta, h.sigma2) == (2.0, 1, 0.5, 0)

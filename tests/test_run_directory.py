@@ -46,6 +46,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.slow  # a training subprocess (~15 s on an idle 2-core CPU)
 def test_a_second_writer_is_refused_and_a_killed_run_reads_stopped(tmp_path, capsys):
     """A run training in another process: resume and eval are refused naming its pid, and
     status says running; after SIGKILL, status.json holds the last checkpoint's step and

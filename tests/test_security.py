@@ -137,7 +137,7 @@ def test_an_old_checkpoint_converts_only_by_explicit_trust(run, tmp_path, capsys
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, new["method"][key]), key
     shutil.move(converted, newest)
-    resume(run)
-    assert load_run(run).status["state"] == "finished"
+    resume(run, ["max_steps=6"])  # it trains on from the converted checkpoint
+    assert load_run(run).status == {"state": "finished", "step": 6, "total_steps": 6}
     with pytest.raises(ValueError, match="not over itself"):
         convert_checkpoint(newest, newest, trust_source=True)

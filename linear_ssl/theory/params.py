@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 Convention = Literal["torch", "paper"]
 
 
-def _check(name: str, value: float | None, ok: bool, allowed: str) -> None:
-    if value is None or not ok or not math.isfinite(value):
+def _check(name: str, value: object, ok: Callable[[float], bool], allowed: str) -> None:
+    """One-line errors: TypeError unless ``value`` is a real number (not a bool or string),
+    ValueError unless it is finite and ``ok``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(
+            f"Hyper.{name}={value!r} is a {type(value).__name__}: {name} must be a number {allowed}"
+        )
+    if not math.isfinite(value) or not ok(value):
         raise ValueError(f"Hyper.{name}={value!r} is invalid: {name} must be {allowed}")
 
 
@@ -34,13 +42,13 @@ class Hyper:
     dt: float | None = None
 
     def __post_init__(self) -> None:
-        _check("alpha_p", self.alpha_p, self.alpha_p is not None and self.alpha_p > 0, "> 0")
+        _check("alpha_p", self.alpha_p, lambda v: v > 0, "> 0")
         if self.beta is not None:
-            _check("beta", self.beta, self.beta > 0, "> 0, or None for SimSiam")
-        _check("eta", self.eta, self.eta is not None and self.eta >= 0, ">= 0")
-        _check("sigma2", self.sigma2, self.sigma2 is not None and self.sigma2 >= 0, ">= 0")
+            _check("beta", self.beta, lambda v: v > 0, "> 0, or None for SimSiam")
+        _check("eta", self.eta, lambda v: v >= 0, ">= 0")
+        _check("sigma2", self.sigma2, lambda v: v >= 0, ">= 0")
         if self.dt is not None:
-            _check("dt", self.dt, self.dt > 0, "> 0, or None")
+            _check("dt", self.dt, lambda v: v > 0, "> 0, or None")
 
     @property
     def simsiam(self) -> bool:
@@ -94,14 +102,14 @@ class Hyper:
         time instead; the two agree for alpha_p = 1 (the papers' runs), and
         ``theory.sgd.simulate`` gives the predictor wd / alpha_p to follow T1 exactly.
         """
-        _check("lr", lr, lr is not None and lr > 0, "> 0")
-        _check("momentum", momentum, momentum is not None and 0 <= momentum < 1, "in [0, 1)")
-        _check("weight_decay", weight_decay, weight_decay is not None and weight_decay >= 0, ">= 0")
+        _check("lr", lr, lambda v: v > 0, "> 0")
+        _check("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
+        _check("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
         if predictor_lr is None:
             predictor_lr = lr
-        _check("predictor_lr", predictor_lr, predictor_lr > 0, "> 0")
+        _check("predictor_lr", predictor_lr, lambda v: v > 0, "> 0")
         if ema is not None:
-            _check("ema", ema, 0 <= ema < 1, "in [0, 1), or None for SimSiam")
+            _check("ema", ema, lambda v: 0 <= v < 1, "in [0, 1), or None for SimSiam")
         if convention == "torch":
             dt = lr / (1.0 - momentum)
             eta = weight_decay

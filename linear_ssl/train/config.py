@@ -9,6 +9,7 @@ into a one-line ``ValueError`` naming the key.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,10 @@ def find_experiment(name_or_path: str | Path) -> Path:
     )
 
 
+def _merge_dotlist(cfg: DictConfig, items: list[str]) -> DictConfig:
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(items)) if items else cfg
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
@@ -210,14 +215,17 @@ def load_config(
             bad = [o for o in overrides if "=" not in o]
             if bad:
                 raise ValueError(f"override {bad[0]!r} is not key=value (e.g. optim.lr=0.05)")
+            pending: list[str] = []  # plain key=value items, merged at once (a merge copies)
             for item in overrides:
                 key, value = item.split("=", 1)
-                if value.lstrip().startswith("{"):  # a whole mapping replaces, not merges
-                    if OmegaConf.select(cfg, key) is None:
-                        raise ValueError(f"override {item!r}: {key} is not a config key")
-                    OmegaConf.update(cfg, key, OmegaConf.create(value), merge=False)
-                else:
-                    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+                if not value.lstrip().startswith("{"):
+                    pending.append(item)
+                    continue
+                cfg, pending = _merge_dotlist(cfg, pending), []
+                if OmegaConf.select(cfg, key) is None:  # a whole mapping replaces, not merges
+                    raise ValueError(f"override {item!r}: {key} is not a config key")
+                OmegaConf.update(cfg, key, OmegaConf.create(value), merge=False)
+            cfg = _merge_dotlist(cfg, pending)
     except OmegaConfBaseException as err:
         raise ValueError(f"invalid config: {_one_line(err)}") from None
     validate(cfg)
@@ -267,8 +275,12 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """One-line ValueError naming the first invalid key (registries checked by name)."""
+    """One-line ValueError naming the first invalid key (registries checked by name), so
+    that a bad config fails before a run directory or the data are touched."""
+    from linear_ssl.train.augment import RECIPES
+    from linear_ssl.train.data import DATASETS
     from linear_ssl.train.methods import METHODS, PREDICTORS
+    from linear_ssl.train.nets import DEPTHS, STEMS
 
     def positive(key: str, value: Any, integer: bool = False) -> None:
         ok = value is not None and math.isfinite(value) and value > 0
@@ -316,6 +328,11 @@ def validate(cfg: DictConfig) -> None:
     if cfg.data.limit is not None:
         positive("data.limit", cfg.data.limit, integer=True)
     _require(cfg.data.workers >= 0, "data.workers", cfg.data.workers, ">= 0")
+    _require(cfg.data.name in DATASETS, "data.name", cfg.data.name, f"one of {list(DATASETS)}")
+    recipe = cfg.augment.recipe
+    _require(recipe in RECIPES, "augment.recipe", recipe, f"one of {list(RECIPES)}")
+    _require(cfg.model.depth in DEPTHS, "model.depth", cfg.model.depth, f"one of {list(DEPTHS)}")
+    _require(cfg.model.stem in STEMS, "model.stem", cfg.model.stem, f"one of {list(STEMS)}")
     for key in ("model.width", "model.projector_hidden", "model.projector_out"):
         positive(key, OmegaConf.select(cfg, key), integer=True)
     positive("augment.image_size", cfg.augment.image_size, integer=True)
@@ -338,6 +355,8 @@ def validate(cfg: DictConfig) -> None:
             "or eval.online_probe=false"
         )
     _require(cfg.speed.amp in ("fp32", "bf16"), "speed.amp", cfg.speed.amp, "'fp32' or 'bf16'")
+    device_ok = re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device) is not None
+    _require(device_ok, "device", cfg.device, "auto, cpu, mps, cuda or cuda:N")
     backends = ("auto", "nccl", "gloo")
     b = cfg.distributed.backend
     _require(b in backends, "distributed.backend", b, f"one of {list(backends)}")

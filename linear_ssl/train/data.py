@@ -25,6 +25,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import tarfile
 import tempfile
 import urllib.request
@@ -409,6 +410,18 @@ def _check_listing(listing: dict[str, list[str]], where: str, split: str) -> Non
         )
 
 
+def decode_error(where: str, err: Exception) -> ValueError:
+    """The one-line error of an image that does not decode: it names the file, never the
+    in-memory buffer Pillow read it from (whose repr is an object address)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, UnidentifiedImageError):
+        problem = "not an image format Pillow recognises"
+    else:
+        problem = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>|<zipfile\.ZipExtFile[^<>]*>", "it", str(err))
+    return ValueError(f"cannot decode image {where} ({problem}): replace or remove it")
+
+
 def _decode(data: bytes, where: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -416,7 +429,7 @@ def _decode(data: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot decode image {where} ({err}): replace or remove it") from None
+        raise decode_error(where, err) from None
 
 
 # ---------------------------------------------------------------- cache

@@ -57,10 +57,18 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ValueError(
-            f"config device={name!r} is invalid: use auto, cpu, cuda or cuda:N"
+            f"config device={name!r} is invalid: use auto, cpu, mps, cuda or cuda:N"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config device={name!r}: CUDA is not available here; use device=auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"config device={name!r}: this machine has {torch.cuda.device_count()} CUDA "
+            "devices (cuda:0 ...); use device=auto or an existing index"
+        )
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"config device={name!r}: MPS is not available here; use device=auto")
     return device
 
 

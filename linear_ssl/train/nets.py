@@ -12,6 +12,7 @@ from torch import nn
 
 _STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 _STEMS = ("cifar", "imagenet")
+DEPTHS, STEMS = tuple(_STAGES), _STEMS  # what config.validate accepts
 
 
 class BasicBlock(nn.Module):

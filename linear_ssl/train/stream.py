@@ -34,6 +34,7 @@ from linear_ssl.train.data import (
     _dir_listing,
     _zip_listing,
     dataset_stats,
+    decode_error,
     subset_indices,
 )
 
@@ -110,9 +111,7 @@ class FolderImages(Dataset):
             with opened as image:
                 return image.convert("RGB")
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise ValueError(
-                f"cannot decode image {member} ({err}): replace or remove it"
-            ) from None
+            raise decode_error(str(member), err) from None
 
 
 def _uint8_chw(image) -> torch.Tensor:

@@ -10,14 +10,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from tiny import TINY_MODEL  # noqa: E402
+from tiny import TINY_MODEL, train_until_checkpoint  # noqa: E402
 
 from linear_ssl.cli import main  # noqa: E402
 from linear_ssl.runs import (  # noqa: E402
@@ -53,25 +52,9 @@ def test_a_second_writer_is_refused_and_a_killed_run_reads_stopped(tmp_path, cap
     `linear-ssl status` says "stopped at step N (process gone)"; the resume then runs, and
     metrics.jsonl has each step once."""
     run = tmp_path / "run"
-    script = (
-        "import sys, torch; torch.set_num_threads(1)\n"
-        "from linear_ssl.train import train, load_config\n"
-        "train(load_config(None, sys.argv[1:]))\n"
-    )
-    overrides = [*TINY, "epochs=1000", "max_steps=100000", "checkpoint.every=3", f"run_dir={run}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *overrides],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    overrides = [*TINY, "epochs=1000", "max_steps=100000", "checkpoint.every=3"]
+    proc = train_until_checkpoint(overrides, run)
     try:
-        deadline = time.monotonic() + 120
-        while not list((run / "checkpoints").glob("step_*.pt")):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
         with pytest.raises(RunLockedError, match=f"being written by pid {proc.pid} ") as err:
             resume(run, ["max_steps=6"])
         _one_line(str(err.value))

@@ -4,11 +4,7 @@ bitwise equal to one never stopped; non-finite losses and bad checkpoints are cl
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tiny import TINY_MODEL  # noqa: E402
+from tiny import TINY_MODEL, train_until_checkpoint  # noqa: E402
 
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import (  # noqa: E402
@@ -57,24 +53,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         "eval.online_probe=true",
     ]
     killed = tmp_path / "killed"
-    script = (
-        "import sys, torch; torch.set_num_threads(1)\n"
-        "from linear_ssl.train import train, load_config\n"
-        "train(load_config(None, sys.argv[1:]))\n"
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *overrides, f"run_dir={killed}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = train_until_checkpoint(overrides, killed)
     try:
-        deadline = time.monotonic() + 120
-        while not list((killed / "checkpoints").glob("step_*.pt")):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

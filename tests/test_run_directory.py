@@ -166,3 +166,30 @@ def test_a_run_directory_in_use_refuses_a_new_run(tmp_path):
         with pytest.raises(ValueError, match="not empty"):  # the lock file is in it
             train(load_config(None, [*TINY, "max_steps=1", f"run_dir={tmp_path}"]))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad_step", [1, 3])
+def test_a_failure_in_the_first_step_leaves_no_stub_but_a_later_one_keeps_the_run(
+    tmp_path, monkeypatch, bad_step
+):
+    """An error in step 1 (a first batch that does not decode, say) removes the run
+    directory; one at step 3 keeps it, with status.json "failed" at step 2 and its message."""
+    from linear_ssl.train.loop import Trainer
+
+    original = Trainer.train_step
+
+    def failing(self, batch):
+        if self.step + 1 == bad_step:
+            raise ValueError("cannot decode image broken.jpg (test): replace or remove it")
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", failing)
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="broken.jpg"):
+        train(load_config(None, [*TINY, "max_steps=4", f"run_dir={run}"]))
+    if bad_step == 1:
+        assert not run.exists()
+    else:
+        status = json.loads((run / "status.json").read_text())
+        assert status["state"] == "failed" and status["step"] == 2
+        assert "broken.jpg" in status["message"] and not (run / LOCK_FILE).exists()

@@ -465,31 +465,33 @@ def train(config: DictConfig | dict | str | Path) -> Path:
     """Train from a config (DictConfig, dict, TrainConfig or YAML path/name); the run dir.
 
     The run directory is locked for the whole run (``runs.run_lock``: one writer). A start
-    that fails before training (a bad data root, a model the config cannot build) leaves
-    no run directory behind.
+    that fails before its first step completes (a bad data root, an image that does not
+    decode in the first batch) leaves no run directory behind; a run that fails later
+    keeps its directory, with status.json "failed".
     """
     cfg = as_config(config)
     ctx = distributed.init_from_env(cfg)  # under torchrun: rank 0 names the run dir
     run_dir, created = _new_run_dir(cfg) if ctx.is_main else (None, False)
     run_dir = Path(ctx.broadcast_object(str(run_dir) if ctx.is_main else None))
     cfg.run_dir = str(run_dir)
-    started = False
+    trained = False
     try:
         with _writer_lock(run_dir, ctx):
+            trainer = None
             try:
                 trainer = Trainer(cfg, run_dir)
+                trainer.fit()
             except BaseException:
-                if ctx.is_main:
-                    _clear_failed_start(run_dir)
+                if ctx.is_main and (trainer is None or trainer.step == 0):
+                    _clear_failed_start(run_dir)  # nothing trained: leave no stub behind
                 raise
-            started = True
-            trainer.fit()
+            trained = True
             ctx.finish()  # the other ranks are done: rank 0 evaluates alone, however long
             if cfg.eval.at_end and ctx.is_main:
                 evaluate_run(run_dir)
     finally:
-        if created and not started and ctx.is_main:
-            with contextlib.suppress(OSError):
+        if created and not trained and ctx.is_main:
+            with contextlib.suppress(OSError):  # kept (not empty) when some steps ran
                 run_dir.rmdir()
     return run_dir
 

@@ -187,7 +187,6 @@ SPECTRUM = np.array([4.0, 1.0, 0.25, 0.0])
     "kwargs, expected",
     [
         ({"eps": 0.1}, np.sqrt(SPECTRUM / 4) + 0.1),
-        ({"eps": -0.6}, np.maximum(np.sqrt(SPECTRUM / 4) - 0.6, 1e-4)),
         ({"eps": 0.1, "variant": "paper"}, np.sqrt(SPECTRUM) + 0.1 * 4),
         ({"eps": 0.0, "variant": "paper", "c": 0.5}, np.sqrt(np.maximum(SPECTRUM - 0.5, 0))),
         ({"eps": 0.0, "c": 0.5}, np.maximum(np.sqrt(np.maximum(SPECTRUM - 0.5, 0) / 4), 1e-4)),

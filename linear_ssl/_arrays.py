@@ -66,10 +66,12 @@ class DeferredChecks:
     ``with checks.collect(step): Wp = rule(F, C_to)`` records, per message, the first step
     at which its condition failed, as a 0-d integer array on the inputs' device (-1: never),
     with no host synchronisation. ``raise_if_failed()`` reads them all in one transfer and
-    raises the ValueError of the earliest failure, "step S: MESSAGE", then forgets them.
+    raises the ValueError of the earliest failure, "NAME failed at step S: MESSAGE", then
+    forgets them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "a deferred check") -> None:
+        self.name = name
         self._first_failure: dict[str, Array] = {}
 
     @contextmanager
@@ -92,7 +94,7 @@ class DeferredChecks:
             )
 
     def raise_if_failed(self) -> None:
-        """Raise "step S: MESSAGE" for the earliest failed check (one host transfer)."""
+        """Raise "NAME failed at step S: MESSAGE" for the earliest failure (one host transfer)."""
         if not self._first_failure:
             return
         messages = list(self._first_failure)
@@ -103,7 +105,7 @@ class DeferredChecks:
         failed = [(s, m) for s, m in zip(steps, messages, strict=True) if s >= 0]
         if failed:
             step, message = min(failed)
-            raise ValueError(f"step {step}: {message}")
+            raise ValueError(f"{self.name} failed at step {step}: {message}")
 
 
 # --------------------------------------------------------------------------- shapes and types

@@ -24,6 +24,7 @@ from linear_ssl._arrays import (
 
 __all__ = [
     "Algebra",
+    "at_least",
     "diagonals",
     "from_spectrum",
     "matrices",
@@ -34,6 +35,12 @@ __all__ = [
 ]
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def at_least(xp: Any, x: Array, value: float) -> Array:
+    """max(x, value) elementwise, the floor built on x's device (a Python scalar would be
+    copied there from the host)."""
+    return xp.maximum(x, xp.full_like(x, value))
 
 
 def spectral_radius(M: Array, squarings: int = 20) -> Array:
@@ -52,12 +59,12 @@ def spectral_radius(M: Array, squarings: int = 20) -> Array:
     """
     xp, M = float_matrix("M", M)
     tiny = xp.finfo(M.dtype).tiny
-    norm = xp.maximum(xp.linalg.matrix_norm(M), tiny)
+    norm = at_least(xp, xp.linalg.matrix_norm(M), tiny)
     log_g, A = xp.log(norm), M / norm
     weight = 1.0
     for _ in range(positive_int("squarings", squarings)):
         A = A @ A
-        norm = xp.maximum(xp.linalg.matrix_norm(A), tiny)
+        norm = at_least(xp, xp.linalg.matrix_norm(A), tiny)
         weight /= 2.0
         log_g, A = log_g + weight * xp.log(norm), A / norm
     g = xp.exp(log_g)
@@ -78,12 +85,12 @@ def power_lambda_max(xp: Any, F: Array, iterations: int = 100, diagonal: bool = 
     v = (index * _GOLDEN + 0.25) % 1.0 - 0.5
     tiny = xp.finfo(F.dtype).tiny
     if diagonal:
-        weight = v**2 * (xp.abs(F) / xp.maximum(xp.max(xp.abs(F)), tiny)) ** (2 * iterations)
-        return xp.sum(weight * F) / xp.maximum(xp.sum(weight), tiny)
+        weight = v**2 * (xp.abs(F) / at_least(xp, xp.max(xp.abs(F)), tiny)) ** (2 * iterations)
+        return xp.sum(weight * F) / at_least(xp, xp.sum(weight), tiny)
     for _ in range(iterations):
-        v = v / xp.maximum(xp.linalg.vector_norm(v), tiny)
+        v = v / at_least(xp, xp.linalg.vector_norm(v), tiny)
         v = F @ v
-    v = v / xp.maximum(xp.linalg.vector_norm(v), tiny)
+    v = v / at_least(xp, xp.linalg.vector_norm(v), tiny)
     return xp.sum(v * (F @ v))
 
 

@@ -35,6 +35,7 @@ from linear_ssl._arrays import (
 )
 from linear_ssl.predictors.linalg import (
     Algebra,
+    at_least,
     diagonals,
     from_spectrum,
     matrices,
@@ -139,9 +140,9 @@ def _directpred_p(xp: Any, s: Array, eps: float, variant: str, c: float | Array)
     """R1's p_j from F's eigenvalues s_j (any order; c matched to s)."""
     s_max = xp.max(s)
     s_max = xp.where(s_max > 0, s_max, xp.ones_like(s_max))
-    shifted = xp.maximum(s - c, xp.zeros_like(s))
+    shifted = at_least(xp, s - c, 0.0)
     if variant == "code":
-        return xp.maximum(xp.sqrt(shifted / s_max) + eps, xp.full_like(s, 1e-4))
+        return at_least(xp, xp.sqrt(shifted / s_max) + eps, 1e-4)
     return xp.sqrt(shifted) + eps * s_max
 
 
@@ -182,7 +183,7 @@ def directset(
     M = check_symmetric("F", M, xp)
     check_psd_diagonal("F", M, xp)
     scale = xp.linalg.matrix_norm(M) if norm == "fro" else power_lambda_max(xp, M)
-    scale = xp.maximum(scale, xp.asarray(xp.finfo(M.dtype).tiny, dtype=M.dtype, device=M.device))
+    scale = at_least(xp, scale, xp.finfo(M.dtype).tiny)
     return M / scale + eps * eye(xp, M)
 
 
@@ -204,9 +205,9 @@ def _directset_p(xp: Any, s: Array, alpha: float, eps: float, norm: str) -> Arra
             xp.linalg.vector_norm(s) if norm == "fro" else power_lambda_max(xp, s, diagonal=True)
         )
     else:
-        M = xp.maximum(s, xp.zeros_like(s)) ** alpha
+        M = at_least(xp, s, 0.0) ** alpha
         scale = xp.max(M) if norm == "spectral" else xp.linalg.vector_norm(M)
-    scale = xp.maximum(scale, xp.asarray(xp.finfo(s.dtype).tiny, dtype=s.dtype, device=s.device))
+    scale = at_least(xp, scale, xp.finfo(s.dtype).tiny)
     return M / scale + eps
 
 
@@ -318,13 +319,13 @@ def visser(S: Array, step: float | None = None, n: int = 50) -> Array:
 def _visser(xp: Any, S: Array, step: float | None, n: int, alg: Algebra) -> Array:
     c = alg.fro(S)
     if step is None:
-        c = xp.maximum(c, xp.asarray(xp.finfo(S.dtype).tiny, dtype=S.dtype, device=S.device))
+        c = at_least(xp, c, xp.finfo(S.dtype).tiny)
         S_n, h, reach = S / c, 0.5, 1.0
     else:
         h = finite("step", step)
         if h <= 0:
             raise ValueError(f"step={step!r} is invalid: it must be > 0")
-        S_n, reach = S, xp.maximum(xp.sqrt(c), xp.full_like(c, 1 / (2 * h)))
+        S_n, reach = S, at_least(xp, xp.sqrt(c), 1 / (2 * h))
     P = alg.one / (2 * h)
     for _ in range(n):
         P = P + h * (S_n - alg.mm(P, P))

@@ -156,7 +156,7 @@ def float_pair(
         )
     same_shape(name_a, A, name_b, B)
     dtype = xp.result_type(A, B)
-    return xp, xp.astype(A, dtype), xp.astype(B, dtype)
+    return xp, xp.astype(A, dtype, copy=False), xp.astype(B, dtype, copy=False)
 
 
 def same_library(name_a: str, A: Array, name_b: str, B: Array) -> None:

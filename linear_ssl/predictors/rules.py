@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from array_api_compat import array_namespace
 
 from linear_ssl._arrays import (
@@ -327,8 +328,9 @@ def _visser(xp: Any, S: Array, step: float | None, n: int, alg: Algebra) -> Arra
             raise ValueError(f"step={step!r} is invalid: it must be > 0")
         S_n, reach = S, at_least(xp, xp.sqrt(c), 1 / (2 * h))
     P = alg.one / (2 * h)
-    for _ in range(n):
-        P = P + h * (S_n - alg.mm(P, P))
+    with np.errstate(over="ignore", invalid="ignore"):  # a divergence is raised below
+        for _ in range(n):
+            P = P + h * (S_n - alg.mm(P, P))
     require_bounded("visser", P, 2 * math.sqrt(S.shape[0]) * reach, alg, _NEEDS_ROOT)
     return P if step is not None else P * xp.sqrt(c)
 
@@ -365,9 +367,10 @@ def _newton_schulz(
     c = alg.fro(S)
     require(c > 0, "S is zero: its square root is 0 and its inverse square root undefined")
     A, B = S / c, alg.one
-    for _ in range(n):
-        T = (3 * alg.one - alg.mm(B, A)) / 2
-        A, B = alg.mm(A, T), alg.mm(T, B)
+    with np.errstate(over="ignore", invalid="ignore"):  # a divergence is raised below
+        for _ in range(n):
+            T = (3 * alg.one - alg.mm(B, A)) / 2
+            A, B = alg.mm(A, T), alg.mm(T, B)
     require_bounded(rule, A, 2 * math.sqrt(S.shape[0]), alg, _NEEDS_ROOT)
     root = xp.sqrt(c)
     return A * root, B / root

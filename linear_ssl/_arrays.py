@@ -24,6 +24,7 @@ from array_api_compat import array_namespace, to_device
 
 __all__ = [
     "Array",
+    "PSD_TOLERANCE",
     "DeferredChecks",
     "check_psd_diagonal",
     "check_psd_spectrum",
@@ -199,13 +200,18 @@ def check_symmetric(name: str, M: Array, xp: Any) -> Array:
     return (M + M.T) / 2
 
 
+# How far below zero an eigenvalue of a PSD estimate may lie, relative to the largest:
+# sqrt(eps) of float32, the roundoff of a float32 estimate (a trainer's), whatever dtype it
+# reaches the rule in. It still refuses -F and any negative mode above 0.035 % of the top.
+PSD_TOLERANCE = math.sqrt(float(np.finfo(np.float32).eps))
+
+
 def _psd_tolerance(xp: Any, values: Array) -> Array:
-    """sqrt(eps) of the dtype times max |values|: the roundoff a PSD estimate may carry."""
-    return math.sqrt(xp.finfo(values.dtype).eps) * xp.max(xp.abs(values))
+    return PSD_TOLERANCE * xp.max(xp.abs(values))
 
 
 def check_psd_spectrum(name: str, s: Array, xp: Any) -> None:
-    """The eigenvalues s of a symmetric matrix are >= -sqrt(eps) max |s| (PSD to roundoff)."""
+    """The eigenvalues s of a symmetric matrix are >= -PSD_TOLERANCE max |s|."""
     lowest = xp.min(s)
     require(
         lowest >= -_psd_tolerance(xp, s),
@@ -218,8 +224,8 @@ def check_psd_spectrum(name: str, s: Array, xp: Any) -> None:
 
 
 def check_psd_diagonal(name: str, M: Array, xp: Any) -> None:
-    """diag(M) >= -sqrt(eps) max |M|: the necessary PSD condition that needs no decomposition
-    (it catches -F and any negative variance)."""
+    """diag(M) >= -PSD_TOLERANCE max |M|: the necessary PSD condition that needs no
+    decomposition (it catches -F and any negative variance)."""
     lowest = xp.min(xp.linalg.diagonal(M))
     require(
         lowest >= -_psd_tolerance(xp, M),

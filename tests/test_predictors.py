@@ -392,17 +392,22 @@ def test_mixed_float_precisions_are_promoted_R4():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_rank_deficient_estimates_pass_the_psd_check_R1_R2(dtype):
     """A batch smaller than the dimension gives F_hat with exact zero eigenvalues, which
-    roundoff makes slightly negative: still accepted (the tolerance is sqrt(eps) of the
-    dtype), and R1 gives the eps floor on the null space."""
-    f = torch.tensor(np.random.default_rng(20).normal(size=(10, 64)), dtype=dtype)
+    float32 roundoff makes slightly negative: accepted in float32 and once cast to float64
+    (the tolerance is float32's sqrt(eps)), and R1 gives the eps floor on the null space;
+    a mode 1e-3 of the top below zero is refused."""
+    f = torch.tensor(np.random.default_rng(20).normal(size=(10, 64)), dtype=torch.float32)
     F = f.T @ f / 10
-    F = (F + F.T) / 2
-    assert float(torch.linalg.eigvalsh(F.double()).min()) < 0  # roundoff made it indefinite
+    F = ((F + F.T) / 2).to(dtype)
+    s, U = torch.linalg.eigh(F.double())
+    assert float(s.min()) < 0  # roundoff made it indefinite
     Wp = P.directpred(F, eps=0.1)
     p = torch.linalg.eigvalsh(Wp.double())
     assert int((p - 0.1).abs().lt(1e-3).sum()) == 64 - 10  # the null space: p = eps
     P.directset(F, alpha=0.5)
     P.directcopy(F)
+    s[0] = -1e-3 * s.max()
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        P.directpred(((U * s) @ U.T).to(dtype))
 
 
 # --------------------------------------------------------------------------- trusted path

@@ -30,7 +30,7 @@ def _aliases() -> dict[str, str]:
 
 
 def available_rules() -> list[str]:
-    """The rule names ``get_rule`` accepts (aliases: ns, ne, copy)."""
+    """The rule names ``get_rule`` accepts (it takes their specs' aliases too)."""
     return list(RULES)
 
 

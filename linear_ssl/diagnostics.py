@@ -23,13 +23,10 @@ import numpy as np
 from array_api_compat import to_device
 from scipy.optimize import linear_sum_assignment
 
-from linear_ssl.predictors import (
-    _check_symmetric,
-    _float_matrix,
-    _same_shape,
-    lrp,
-    spectral_radius,
-)
+from linear_ssl._arrays import check_symmetric as _check_symmetric
+from linear_ssl._arrays import float_matrix as _float_matrix
+from linear_ssl._arrays import same_shape as _same_shape
+from linear_ssl.predictors import lrp, spectral_radius
 
 __all__ = [
     "EigenTracker",

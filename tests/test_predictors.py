@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from linear_ssl import predictors as P
+from linear_ssl.predictors.rules import RULES
 
 N = 6
 
@@ -187,7 +188,6 @@ SPECTRUM = np.array([4.0, 1.0, 0.25, 0.0])
     "kwargs, expected",
     [
         ({"eps": 0.1}, np.sqrt(SPECTRUM / 4) + 0.1),
-        ({"eps": -0.6}, np.maximum(np.sqrt(SPECTRUM / 4) - 0.6, 1e-4)),
         ({"eps": 0.1, "variant": "paper"}, np.sqrt(SPECTRUM) + 0.1 * 4),
         ({"eps": 0.0, "variant": "paper", "c": 0.5}, np.sqrt(np.maximum(SPECTRUM - 0.5, 0))),
         ({"eps": 0.0, "c": 0.5}, np.maximum(np.sqrt(np.maximum(SPECTRUM - 0.5, 0) / 4), 1e-4)),
@@ -264,15 +264,37 @@ def test_predictor_ema_is_the_explicit_ema_and_resumes_R10(pair):
     np.testing.assert_allclose(P.get_rule("directpred")(3 * F), raw[3])  # default: EMA off
 
 
-def test_registry_lists_rules_and_flags_cross_correlation():
-    assert set(P.available_rules()) == {
-        "directpred", "directset", "directcopy", "lrp", "neumann",
-        "visser", "newton_schulz", "ns2", "stiefel",
-    }  # fmt: skip
-    assert not P.needs_cross("directpred") and not P.needs_cross("directcopy")
-    assert P.needs_cross("lrp") and P.needs_cross("neumann") and P.needs_cross("stiefel")
-    assert not P.needs_cross("stiefel", source="F")
-    assert P.get_rule("ns").name == "newton_schulz"
+@pytest.mark.parametrize("name", P.available_rules())
+def test_each_registered_rule_is_public_and_cites_its_equation(name):
+    """Every spec of the registry is a public function of linear_ssl.predictors by the same
+    name whose docstring opens with the spec's R-id, and each alias builds the same rule."""
+    spec = RULES[name]
+    assert name in P.__all__ and getattr(P, name).__doc__.startswith(f"{spec.equation}")
+    F, C_to = _spd(np.random.default_rng(12)), _spd(np.random.default_rng(13))
+    for alias in spec.aliases:
+        assert P.get_rule(alias).name == name
+        np.testing.assert_array_equal(P.get_rule(alias)(F, C_to), P.get_rule(name)(F, C_to))
+
+
+@pytest.mark.parametrize("name", P.available_rules())
+def test_needs_cross_is_whether_the_output_depends_on_C_to(name):
+    """needs_cross, against an independent probe: perturbing C_to moves Wp exactly when the
+    rule reads it, and C_to=None is refused exactly then; source='F' reads F only."""
+    rng = np.random.default_rng(14)
+    F, C_to = _spd(rng), _spd(rng)
+    variants = [{}] + ([{"source": "F"}] if RULES[name].inputs == "sigma" else [])
+    for params in variants:
+        rule = P.get_rule(name, **params)
+        moved = np.abs(rule(F, C_to) - rule(F, C_to + 0.1 * np.eye(N))).max() > 1e-6
+        assert moved == rule.needs_cross == P.needs_cross(name, **params)
+        if rule.needs_cross:
+            with pytest.raises(ValueError, match="needs the cross-correlation"):
+                rule(F)
+        else:
+            np.testing.assert_array_equal(rule(F), rule(F, C_to))
+
+
+def test_newton_schulz_alias_on_F_is_the_eigh_square_root_R6():
     F = _spd(np.random.default_rng(12))
     np.testing.assert_allclose(P.get_rule("ns", source="F")(F), _eigh_power(F, 0.5), atol=1e-8)
 
@@ -310,6 +332,129 @@ def test_bad_input_is_a_one_line_value_error(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def _indefinite(seed: int = 15) -> np.ndarray:
+    """Symmetric, one clearly negative eigenvalue (-0.3 of the largest)."""
+    S, _ = _from_spectrum(np.array([1.0, 0.5, 0.2, -0.3, 0.1, 0.05]), seed)
+    return S
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: P.newton_schulz(np.random.default_rng(16).normal(size=(N, N))), "diverged"),
+        (lambda: P.newton_schulz(_indefinite()), "diverged"),
+        (lambda: P.ns2(_indefinite()), "diverged"),
+        (lambda: P.visser(_indefinite()), "diverged"),
+        (lambda: P.directpred(_spd(np.random.default_rng(17)), eps=-1), "eps=-1 is invalid"),
+        (lambda: P.directset(_spd(np.random.default_rng(17)), eps=-0.1), "eps=-0.1 is invalid"),
+        (lambda: P.directpred(-_spd(np.random.default_rng(17))), "not positive semi-definite"),
+        (lambda: P.directpred(_indefinite()), "not positive semi-definite"),
+        (lambda: P.directset(_indefinite(), alpha=0.5), "not positive semi-definite"),
+        (lambda: P.directcopy(-_spd(np.random.default_rng(17))), "not positive semi-definite"),
+        (lambda: P.lrp(-np.eye(3), np.eye(3)), "C_oo is not positive semi-definite"),
+        (lambda: P.neumann(-np.eye(3), np.eye(3)), "C_oo is not positive semi-definite"),
+        (lambda: P.get_rule("directpred").spectrum(-np.ones(3)), "f is not positive"),
+    ],
+)
+def test_what_a_rule_cannot_take_is_a_one_line_value_error_R1_R8(call, match):
+    """Issue 9: R5-R7 on a non-symmetric or indefinite S raise instead of returning inf or
+    1e145; R1-R4 refuse eps < 0 and a correlation that is not PSD."""
+    with pytest.raises(ValueError, match=match) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["lrp", "neumann"])
+def test_mixed_array_libraries_are_a_one_line_type_error_R3_R4(name):
+    """Issue 9: a torch tensor with a NumPy array, either way round, and in the spectral form."""
+    F = _spd(np.random.default_rng(18))
+    rule = P.get_rule(name)
+    for a, b in ((torch.tensor(F), F), (F, torch.tensor(F))):
+        with pytest.raises(TypeError, match="pass both as NumPy arrays or both as torch") as info:
+            rule(a, b)
+        assert "\n" not in str(info.value)
+    with pytest.raises(TypeError, match="f is a Tensor but c is a ndarray"):
+        rule.spectrum(torch.ones(3), np.ones(3))
+
+
+def test_mixed_float_precisions_are_promoted_R4():
+    """float32 C_oo with float64 C_to (torch would refuse the product): float64 out."""
+    rng = np.random.default_rng(19)
+    C_oo, C_to = _spd(rng), rng.normal(size=(N, N))
+    out = P.neumann(torch.tensor(C_oo, dtype=torch.float32), torch.tensor(C_to))
+    assert out.dtype == torch.float64
+    expected = P.neumann(C_oo.astype(np.float32).astype(np.float64), C_to)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rank_deficient_estimates_pass_the_psd_check_R1_R2(dtype):
+    """A batch smaller than the dimension gives F_hat with exact zero eigenvalues, which
+    float32 roundoff makes slightly negative: accepted in float32 and once cast to float64
+    (the tolerance is float32's sqrt(eps)), and R1 gives the eps floor on the null space;
+    a mode 1e-3 of the top below zero is refused."""
+    f = torch.tensor(np.random.default_rng(20).normal(size=(10, 64)), dtype=torch.float32)
+    F = f.T @ f / 10
+    F = ((F + F.T) / 2).to(dtype)
+    s, U = torch.linalg.eigh(F.double())
+    assert float(s.min()) < 0  # roundoff made it indefinite
+    Wp = P.directpred(F, eps=0.1)
+    p = torch.linalg.eigvalsh(Wp.double())
+    assert int((p - 0.1).abs().lt(1e-3).sum()) == 64 - 10  # the null space: p = eps
+    P.directset(F, alpha=0.5)
+    P.directcopy(F)
+    s[0] = -1e-3 * s.max()
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        P.directpred(((U * s) @ U.T).to(dtype))
+
+
+# --------------------------------------------------------------------------- trusted path
+
+
+TRUSTED_CASES = [(name, {}) for name in P.available_rules()] + [
+    ("newton_schulz", {"source": "F"}),
+    ("directpred", {"ema": 0.5, "ridge": 0.3}),
+]
+
+
+@pytest.mark.parametrize("name, params", TRUSTED_CASES, ids=lambda v: str(v))
+def test_trusted_path_computes_the_same_wp_as_the_checked_call_R1_R10(pair, name, params):
+    """Issue 15: inside DeferredChecks.collect every rule gives the very Wp of the checked
+    call (numpy and torch float32), and valid input leaves no failure to raise."""
+    F, C_to = pair
+    checks = P.DeferredChecks()
+    for convert in (np.asarray, lambda a: torch.tensor(a, dtype=torch.float32)):
+        checked, trusted = P.get_rule(name, **params), P.get_rule(name, **params)
+        for step, scale in enumerate((1.0, 1.3), start=1):
+            expected = checked(convert(scale * F), convert(scale * C_to))
+            with checks.collect(step):
+                out = trusted(convert(scale * F), convert(scale * C_to))
+            assert type(out) is type(expected) and out.dtype == expected.dtype
+            np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+    checks.raise_if_failed()
+
+
+def test_trusted_path_defers_failures_and_names_the_earliest_step():
+    """Bad input inside collect does not raise there; raise_if_failed raises the failure of
+    the earliest step in one line, then starts afresh."""
+    checks = P.DeferredChecks("predictor.rule='directpred'")
+    good, asymmetric = torch.eye(3), torch.tensor([[1.0, 0.5, 0], [0, 1, 0], [0, 0, 1]])
+    rule = P.get_rule("directpred")
+    for step, F in ((1, good), (3, asymmetric), (4, -good), (5, asymmetric)):
+        with checks.collect(step):
+            rule(F)
+    with pytest.raises(ValueError) as info:
+        checks.raise_if_failed()
+    message = str(info.value)
+    assert message.startswith("predictor.rule='directpred' failed at step 3: F is not symmetric")
+    assert "\n" not in message
+    checks.raise_if_failed()  # forgotten once raised
+    with checks.collect(9):
+        P.get_rule("newton_schulz", source="F")(torch.tensor(_indefinite()))
+    with pytest.raises(ValueError, match="step 9: newton_schulz diverged"):
+        checks.raise_if_failed()
 
 
 # --------------------------------------------------------------------------- running estimates

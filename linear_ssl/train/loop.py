@@ -326,6 +326,7 @@ class Trainer:
                 f"the loss became non-finite at step {bad}: training stopped, {kept} "
                 "(lower optim.lr or predictor.lr and resume or restart)"
             )
+        self.method.predictor.raise_deferred()  # the closed-form rule's device-side checks
 
     def train_step(self, batch: torch.Tensor):
         """One optimisation step on a uint8 batch; returns the method's StepOutput."""

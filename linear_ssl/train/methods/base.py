@@ -98,6 +98,10 @@ class PredictorHead(nn.Module):
     def after_optimizer_step(self, step: int) -> None:
         """Called after optimiser step number ``step`` (1-based) and the target update."""
 
+    def raise_deferred(self) -> None:
+        """Called at log steps: raise the one-line error of a check the head kept on the
+        device since the last call (the closed-form rules' trusted path); none here."""
+
 
 class Method(nn.Module):
     """Online encoder + target + predictor, and the symmetric loss (theory.md section 5)."""

@@ -12,6 +12,14 @@ steps, as the reference code does with freq > 1. The plug-in optimum of [T] Tabl
 piecewise-linear prediction from the (K, 2, n, n) buffer ``Wp_sides``, which starts as
 copies of the initial Wp and is overwritten by the rule on the same steps (it takes no
 optimiser steps in between; ``matrix`` is None since no single Wp exists).
+
+The rule runs on the trusted path (``predictors.DeferredChecks``): its input checks are
+recorded on the training device instead of read on the host, so the step does not wait
+for them; ``raise_deferred`` (called by the loop at its log steps) raises the first
+failure, naming its step. On CUDA the matmul-only rules (directcopy, neumann, visser,
+newton_schulz, ns2, stiefel) are then free of host synchronisation; those built on eigh
+or solve (directpred, directset with alpha != 1, lrp) still wait for the solver's own
+convergence flag (benchmarks/README.md, predictors).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 import torch
 
 from linear_ssl.predictors import (
+    DeferredChecks,
     PartitionedCorrelation,
     PartitionedRule,
     RunningCorrelation,
@@ -46,6 +55,7 @@ class ClosedFormPredictor(PredictorHead):
         super().__init__(dim, cfg)
         self.net = linear_predictor(dim, bias=bool(cfg.bias), symmetric=bool(cfg.symmetric))
         self.rule = _rule_from_config(cfg)
+        self.checks = DeferredChecks(f"predictor.rule={cfg.rule!r}")
         self.freq = int(cfg.freq)
         self.partitioned = isinstance(self.rule, PartitionedRule)
         if self.partitioned:
@@ -80,13 +90,19 @@ class ClosedFormPredictor(PredictorHead):
 
     @torch.no_grad()
     def after_optimizer_step(self, step: int) -> None:
-        if self.applies_at(step):
+        if not self.applies_at(step):
+            return
+        with self.checks.collect(step):
             if self.partitioned:
                 self.Wp_sides.copy_(self.rule(self.estimate.F))
                 return
             C_to = self.estimate.C_to if self.rule.needs_cross else None
             Wp = self.rule(self.estimate.F, C_to)
-            self.net.set_matrix(Wp.to(self.net.weight.dtype))
+        self.net.set_matrix(Wp.to(self.net.weight.dtype))
+
+    def raise_deferred(self) -> None:
+        """Raise the rule's first failed input check since the last call, naming its step."""
+        self.checks.raise_if_failed()
 
     # The running estimate and the rule's EMA (R10) travel in the module's state_dict.
     def get_extra_state(self) -> dict[str, Any]:

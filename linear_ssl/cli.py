@@ -108,29 +108,45 @@ def _convert_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _figures(args: argparse.Namespace) -> int:
-    """Regenerate the theory figures (and, with --run, the run's figures) as PNG + PDF."""
-    from linear_ssl.plots import theory_figures
-    from linear_ssl.plots_runs import run_figures
+    """Regenerate the figures: all theory figures, or those NAMEd; with --run, the run
+    figures of each run too (into OUT/RUN_NAME/), as PNG + PDF."""
+    from linear_ssl.figures import FIGURES, RUN_FIGURES, run_figures, theory_figures
 
-    paths = [] if args.no_theory else theory_figures(out_dir=args.out, fast=args.fast)
+    unknown = [n for n in args.names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"no figure {unknown[0]!r}: choose from {', '.join(FIGURES)}")
+    theory = [n for n in args.names if n not in RUN_FIGURES] if args.names else None
+    runs = [n for n in args.names if n in RUN_FIGURES] if args.names else None
+    if runs and not args.run:
+        raise ValueError(f"{runs[0]} is drawn from a run: add --run RUN")
+    paths = []
+    if not args.no_theory and theory != []:
+        paths += theory_figures(out_dir=args.out, fast=args.fast, names=theory)
     for run in args.run:
-        paths += run_figures(run, Path(args.out) / Path(run).name)
+        if runs != []:
+            paths += run_figures(run, Path(args.out) / Path(run).name, names=runs)
     print(f"wrote {len(paths)} files into {args.out}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    """Seed the T7 flow from a run, print the agreement table, draw the overlay."""
-    from linear_ssl.compare import compare_cli
+    """Seed the T7 flow from a run, print the agreement table, draw the overlay (PNG + PDF,
+    default folder RUN/figures)."""
+    from linear_ssl.bridge import compare_run
+    from linear_ssl.figures import run_overlay, save_figure
 
-    return compare_cli(args.run, out_dir=args.out)
+    comparison = compare_run(args.run)
+    print(comparison.to_markdown())
+    out = Path(args.out) if args.out is not None else comparison.run.path / "figures"
+    paths = save_figure(run_overlay.draw(run_overlay.data(comparison)), out, "overlay")
+    print("\n" + "\n".join(f"wrote {p}" for p in paths))
+    return 0
 
 
 def _main_job(args: argparse.Namespace) -> int:
     """The newcomer's main job: theory figures, a short DirectPred run, its overlay."""
-    from linear_ssl.compare import compare_run
-    from linear_ssl.plots import theory_figures
-    from linear_ssl.plots_runs import run_figures
+    from linear_ssl.bridge import compare_run
+    from linear_ssl.figures import run_figures, theory_figures
     from linear_ssl.train import train_from_cli
 
     out = Path(args.out)
@@ -213,7 +229,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     conv.set_defaults(func=_convert_checkpoint)
 
-    fig = sub.add_parser("figures", help="regenerate the paper figures (PNG + PDF)")
+    fig = sub.add_parser(
+        "figures",
+        help="regenerate the paper figures (PNG + PDF)",
+        description="linear-ssl figures [NAME ...] [--run RUN ...]: every theory figure, or "
+        "the NAMEd ones (paper_figures/README.md lists them); --run adds a run's figures.",
+    )
+    fig.add_argument("names", nargs="*", metavar="NAME", help="figures to make (default: all)")
     fig.add_argument("--out", type=Path, default=Path("paper_figures/out"))
     fig.add_argument("--run", type=Path, action="append", default=[], help="add a run's figures")
     fig.add_argument("--fast", action="store_true", help="smaller grids (a quick look)")

@@ -1,4 +1,4 @@
-"""The run directory: written by linear_ssl.train, read back by compare/plots/notebooks.
+"""The run directory: written by linear_ssl.train, read back by bridge/figures/notebooks.
 
 Layout (docs/run_format.md is the schema)::
 
@@ -46,6 +46,12 @@ SPECTRA_DIR = "spectra"
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "config_history.jsonl"
 LOCK_FILE = "writer.lock"
+#: ``method_facts`` of runs written before config.yaml carried that block (the trainer now
+#: writes each method class's own facts, ``Method.facts()``; docs/run_format.md).
+LEGACY_METHOD_FACTS = {
+    "byol": {"name": "byol", "ema_target": True, "loss": "cosine", "c_loss": 4.0},
+    "simsiam": {"name": "simsiam", "ema_target": False, "loss": "cosine", "c_loss": 4.0},
+}
 _STEP_FILE = re.compile(r"^step_(\d{8})\.(npz|pt)$")
 
 
@@ -368,10 +374,26 @@ class Run:
     status: dict[str, Any]
     eval: dict[str, Any] | None
 
+    @property
+    def method_facts(self) -> dict[str, Any]:
+        """What the run's method is (name, ema_target, loss, c_loss of theory.md N1), from
+        config.yaml's ``method_facts``; for older runs, from ``LEGACY_METHOD_FACTS``."""
+        facts = self.config.get("method_facts")
+        if facts:
+            return dict(facts)
+        name = (self.config.get("method") or {}).get("name", "byol")
+        if name not in LEGACY_METHOD_FACTS:
+            raise ValueError(
+                f"{self.path / CONFIG_FILE} has no method_facts and method.name={name!r} is "
+                f"not one of {sorted(LEGACY_METHOD_FACTS)}: rewrite the run with the trainer"
+            )
+        return dict(LEGACY_METHOD_FACTS[name])
+
     def hyper(self, sigma2: float = 0.0, convention: str = "torch"):
         """T1: the flow's Hyper for this run's real lr / predictor lr / ema / wd / momentum.
 
-        SimSiam runs give ema None (beta None, tau == 1). A config without a ``predictor``
+        Runs without an EMA target (``method_facts``: SimSiam) give ema None (beta None,
+        tau == 1). A config without a ``predictor``
         section (or without ``predictor.lr``) trains the predictor at the backbone's lr, as
         the trainer does, so alpha_p = 1. A missing ``optim`` or ``method`` entry is a
         one-line ValueError naming it.
@@ -379,13 +401,10 @@ class Run:
         from linear_ssl.theory.params import Hyper
 
         optim = self._section("optim", ("lr", "weight_decay", "momentum"))
-        method = self._section("method", ("name",))
+        self._section("method", ("name",))
         predictor = self.config.get("predictor") or {}
         predictor_lr = predictor.get("lr") or optim["lr"]
-        if method["name"] == "simsiam":
-            ema = None
-        else:
-            ema = self._section("method", ("name", "ema"))["ema"]
+        ema = self._section("method", ("ema",))["ema"] if self.method_facts["ema_target"] else None
         return Hyper.from_training(
             lr=optim["lr"],
             predictor_lr=predictor_lr,

@@ -208,7 +208,9 @@ def load_config(
     cfg = OmegaConf.structured(TrainConfig)
     try:
         if path is not None:
-            cfg = OmegaConf.merge(cfg, read_yaml(find_experiment(path)))
+            loaded = read_yaml(find_experiment(path))
+            loaded.pop("method_facts", None)  # a run's config.yaml: derived, not an input
+            cfg = OmegaConf.merge(cfg, loaded)
         if isinstance(overrides, dict):
             cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
         elif overrides:
@@ -258,6 +260,15 @@ def check_resume_overrides(overrides: list[str]) -> list[str]:
     return overrides
 
 
+def run_config_yaml(cfg: DictConfig) -> str:
+    """A run's config.yaml: the resolved config, then the ``method_facts`` block of its
+    method class (``Method.facts()``; docs/run_format.md), which ``load_config`` drops."""
+    from linear_ssl.train.methods import METHODS
+
+    facts = OmegaConf.create({"method_facts": METHODS[cfg.method.name].facts()})
+    return OmegaConf.to_yaml(cfg, resolve=True) + OmegaConf.to_yaml(facts)
+
+
 def as_config(config: DictConfig | TrainConfig | dict | str | Path) -> DictConfig:
     """Accept a DictConfig, a TrainConfig, a plain dict or a YAML path/name; validate."""
     if isinstance(config, (str, Path)):
@@ -299,16 +310,10 @@ def validate(cfg: DictConfig) -> None:
         "'none' or 'cosine'",
     )
     _require(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", cfg.optim.warmup_steps, ">= 0")
-    _require(0 <= cfg.method.ema < 1, "method.ema", cfg.method.ema, "in [0, 1)")
     _require(
         cfg.method.name in METHODS, "method.name", cfg.method.name, f"one of {sorted(METHODS)}"
     )
-    _require(
-        cfg.method.target_init in ("copy", "independent"),
-        "method.target_init",
-        cfg.method.target_init,
-        "'copy' or 'independent'",
-    )
+    METHODS[cfg.method.name].check_config(cfg.method)
     kind = cfg.predictor.kind
     _require(kind in PREDICTORS, "predictor.kind", kind, f"one of {sorted(PREDICTORS)}")
     _require(0 <= cfg.predictor.rho < 1, "predictor.rho", cfg.predictor.rho, "in [0, 1)")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -27,7 +27,12 @@ from linear_ssl.runs import CONFIG_FILE, LOCK_FILE, RunWriter, run_lock
 from linear_ssl.train import distributed, speed
 from linear_ssl.train.augment import build_augment
 from linear_ssl.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from linear_ssl.train.config import as_config, check_resume_overrides, load_config
+from linear_ssl.train.config import (
+    as_config,
+    check_resume_overrides,
+    load_config,
+    run_config_yaml,
+)
 from linear_ssl.train.data import dataset_stats, load_dataset, subset
 from linear_ssl.train.evaluate import (
     evaluate_features,
@@ -396,7 +401,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))  # the effective config
+        self.writer.write_config(run_config_yaml(cfg))  # the effective config, method_facts
         self.writer.write_status("running", step=self.step, total_steps=self.total_steps)
         tick, tick_step = time.perf_counter(), self.step
         B = cfg.batch_size

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -104,9 +104,37 @@ class PredictorHead(nn.Module):
 
 
 class Method(nn.Module):
-    """Online encoder + target + predictor, and the symmetric loss (theory.md section 5)."""
+    """Online encoder + target + predictor, and the symmetric loss (theory.md section 5).
+
+    A subclass declares its facts (``ema_target``; the loss and its constant c_L of
+    theory.md N1) and the ``method.*`` config fields it reads (``config_fields``, checked
+    by ``check_config``). The trainer writes ``facts()`` into the run's config.yaml, so a
+    run is read back (``runs.Run.method_facts``) without this class.
+    """
 
     registry_name = ""
+    ema_target: ClassVar[bool] = False
+    """True: the target is an EMA of the online network (T1's beta); False: Wa == W."""
+    loss: ClassVar[str] = "cosine"
+    """``symmetric_loss``: -2 cos(q, z_a) per term, two terms (the 2 - 2 cos of N1)."""
+    c_loss: ClassVar[float] = 4.0
+    """N1's c_L: 2 for 2 - 2 cos, times 2 for the symmetric sum of two terms."""
+    config_fields: ClassVar[tuple[str, ...]] = ()
+    """The ``method.*`` fields (besides ``name``) this method reads."""
+
+    @classmethod
+    def facts(cls) -> dict[str, Any]:
+        """The ``method_facts`` block of a run's config.yaml (docs/run_format.md)."""
+        return {
+            "name": cls.registry_name,
+            "ema_target": cls.ema_target,
+            "loss": cls.loss,
+            "c_loss": cls.c_loss,
+        }
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Raise a one-line ValueError naming the key of an invalid ``method.*`` field."""
 
     def __init__(
         self,

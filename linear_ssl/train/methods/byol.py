@@ -21,6 +21,19 @@ class BYOL(Method):
     code did. Target BatchNorm layers use batch statistics (train mode) like the online.
     """
 
+    ema_target = True
+    config_fields = ("ema", "target_init")
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        if not 0 <= cfg.ema < 1:
+            raise ValueError(f"config method.ema={cfg.ema!r} is invalid: it must be in [0, 1)")
+        if cfg.target_init not in ("copy", "independent"):
+            raise ValueError(
+                f"config method.target_init={cfg.target_init!r} is invalid: it must be "
+                "'copy' or 'independent'"
+            )
+
     def __init__(
         self,
         build_encoder: Callable[[], tuple[nn.Module, nn.Module]],

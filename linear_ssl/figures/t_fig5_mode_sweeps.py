@@ -1,0 +1,116 @@
+"""[T] Fig. 5: T7 simulated over a weight-decay (eta) sweep and an EMA (beta) sweep, with
+lambda_min(K) of T6."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from linear_ssl.figures.style import OKABE_ITO, style
+from linear_ssl.theory import Hyper, modes
+
+TITLE = "[T] Fig. 5: T7 over an eta sweep and an EMA sweep"
+
+
+@dataclass
+class ModeSweepsData:
+    """table: tidy columns sweep, eta, beta, t, mode, p, s, tau, K; and the settings."""
+
+    table: pd.DataFrame
+    alpha_p: float
+    sigma2: float
+    step: float
+    s0: float
+
+
+def data(
+    etas: tuple[float, ...] = (0.0, 0.01, 0.04, 0.1),
+    betas: tuple[float | None, ...] = (0.04, 0.1, 0.4, 1.0, None),
+    beta: float = 0.4,
+    eta: float = 0.04,
+    p0: tuple[float, ...] = (-0.1, 0.0, 0.05, 0.1, 0.2, 0.4),
+    s0: float = 0.02,
+    alpha_p: float = 1.0,
+    sigma2: float = 0.0,
+    t_end: float = 60.0,
+    step: float = 0.01,
+) -> ModeSweepsData:
+    """[T] Fig. 5: T7 from several modes (p0 spread, s(0) = s0, tau(0) = 1) on a grid of `step`.
+
+    Sweep "eta" varies eta at EMA rate `beta`; sweep "beta" varies beta at weight decay `eta`
+    (None: SimSiam). K is the mode's entry of T6's K (the F/Wp eigenbasis makes K diagonal:
+    K_j = (1+sigma2)[alpha_p s_j/2 + p_j^2] - tau_j p_j + 3 eta/2); lambda_min(K) = min_j K_j.
+    """
+    t = np.arange(0.0, t_end + step / 2, step)
+    p0 = np.asarray(p0, dtype=float)
+    settings = [("eta", e, beta) for e in etas] + [("beta", eta, b) for b in betas]
+    frames = []
+    for sweep, e, b in settings:
+        h = Hyper(alpha_p=alpha_p, beta=b, eta=e, sigma2=sigma2)
+        sol = modes.integrate(h, p0, np.full_like(p0, s0), t)
+        K = modes.k_eigenvalue(h, sol.p, sol.s, sol.tau)
+        n_t, n_m = sol.p.shape
+        frames.append(
+            pd.DataFrame(
+                {
+                    "sweep": sweep,
+                    "eta": e,
+                    "beta": np.nan if b is None else b,
+                    "t": np.repeat(sol.t, n_m),
+                    "mode": np.tile(np.arange(n_m), n_t),
+                    "p": sol.p.ravel(),
+                    "s": sol.s.ravel(),
+                    "tau": sol.tau.ravel(),
+                    "K": K.ravel(),
+                }
+            )
+        )
+    return ModeSweepsData(pd.concat(frames, ignore_index=True), alpha_p, sigma2, step, s0)
+
+
+def draw(data: ModeSweepsData) -> Figure:
+    """Draw [T] Fig. 5: rows eta sweep / beta sweep; columns p_j(t), s_j(t), lambda_min(K)(t)."""
+    df = data.table
+    with style():
+        fig, axes = plt.subplots(2, 3, figsize=(10, 5.8), sharex=True, layout="constrained")
+        for row, sweep in enumerate(("eta", "beta")):
+            sub = df[df.sweep == sweep]
+            for i, (value, g) in enumerate(sub.groupby(sweep, sort=False, dropna=False)):
+                colour = OKABE_ITO[i % len(OKABE_ITO)]
+                if sweep == "eta":
+                    label = f"$\\eta$ = {value:g}"
+                else:
+                    label = "SimSiam" if np.isnan(value) else f"$\\beta$ = {value:g}"
+                for _, m in g.groupby("mode"):
+                    axes[row, 0].plot(m.t, m.p, color=colour, lw=1)
+                    axes[row, 1].plot(m.t, m.s, color=colour, lw=1)
+                lam = g.groupby("t").K.min()
+                axes[row, 2].plot(lam.index, lam.values, color=colour, label=label)
+            fixed = (
+                f"$\\beta$ = {sub.beta.iloc[0]:g}"
+                if sweep == "eta"
+                else f"$\\eta$ = {sub.eta.iloc[0]:g}"
+            )
+            axes[row, 0].set_title(
+                f"{'weight decay' if sweep == 'eta' else 'EMA'} sweep ({fixed}): $p_j$"
+            )
+            axes[row, 1].set_title("$s_j$")
+            axes[row, 2].set_title(r"$\lambda_{\min}(K)$ (T6)")
+            axes[row, 2].axhline(0.0, color="0.5", lw=0.8)
+            axes[row, 0].set_ylabel("$p_j$")
+            axes[row, 1].set_ylabel("$s_j$")
+            axes[row, 2].set_ylabel(r"$\min_j K_j$")
+            # beside its row, off the data: the sweep's values share one colour per setting
+            axes[row, 2].legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+        for ax in axes[1]:
+            ax.set_xlabel("flow time $t$")
+        fig.suptitle(
+            f"[T] Fig. 5: T7 simulated (grid step {data.step:g}), $\\alpha_p$ = "
+            f"{data.alpha_p:g}, $\\sigma^2$ = {data.sigma2:g}, "
+            f"$s_j(0)$ = {data.s0:g}, $\\tau_j(0)$ = 1; one line per mode $j$"
+        )
+    return fig

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linear_ssl import compare
+from linear_ssl import bridge
 from linear_ssl.cli import main
 from linear_ssl.runs import load_run
 from linear_ssl.theory import Hyper, modes
@@ -16,9 +16,9 @@ from linear_ssl.theory import Hyper, modes
 def linear_run(tmp_path_factory):
     """A linear-model run (theory.sgd) in the trainer's run format, started aligned (A1-A3)."""
     h = Hyper(alpha_p=1.0, beta=0.5, eta=0.01)
-    W0, Wp0, Wa0 = compare.aligned_init([1.0, 0.5, 0.2], [0.6, 0.4, 0.3], 0.8, n1=5, seed=0)
+    W0, Wp0, Wa0 = bridge.aligned_init([1.0, 0.5, 0.2], [0.6, 0.4, 0.3], 0.8, n1=5, seed=0)
     run_dir = tmp_path_factory.mktemp("runs") / "linear"
-    return compare.write_linear_run(
+    return bridge.write_linear_run(
         run_dir, h, W0, Wp0, Wa0, lr=0.02, steps=300, batch=64, record_every=30
     )
 
@@ -60,12 +60,29 @@ def test_figures_and_compare_on_a_linear_run(linear_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "err_s_median" in printed
     assert (tmp_path / "cmp" / "overlay.pdf").stat().st_size > 0
-    assert compare.compare_run(linear_run).agreement["err_s_median"] < 0.05
+    assert bridge.compare_run(linear_run).agreement["err_s_median"] < 0.05
+
+
+def test_figures_by_name(linear_run, tmp_path, capsys):
+    """`figures NAME ...` makes only the named figures (theory and run alike); a run figure
+    without --run, or an unknown name, is a one-line error with exit status 2."""
+    out = tmp_path / "some"
+    args = ["figures", "t_fig4_parabola_flow", "run_overlay", "--fast", "--out", str(out)]
+    assert main([*args, "--run", str(linear_run)]) == 0
+    assert sorted(p.name for p in out.rglob("*.png")) == [
+        "run_overlay.png",
+        "t_fig4_parabola_flow.png",
+    ]
+    capsys.readouterr()
+    for bad in (["figures", "run_overlay"], ["figures", "fig99"]):
+        assert main([*bad, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and ("--run" in err or "no figure 'fig99'" in err)
 
 
 def test_compare_on_a_folder_without_a_run_fails_cleanly(tmp_path, capsys):
-    """No config.yaml / spectra: a one-line error, exit status 1."""
-    assert main(["compare", str(tmp_path)]) == 1
+    """No config.yaml / spectra: a one-line error, exit status 2."""
+    assert main(["compare", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
 
 
@@ -85,6 +102,10 @@ def test_main_job_end_to_end(tmp_path, capsys):
     assert (out / "run" / "run_overlay.png").stat().st_size > 0
     run = load_run(run_dir)
     assert list(run.spectra.steps) == [4, 8, 12]
+    # the trainer wrote the method class's facts: BYOL has an EMA target, N1's c_L = 4
+    assert run.config["method_facts"] == {
+        "name": "byol", "ema_target": True, "loss": "cosine", "c_loss": 4.0
+    }  # fmt: skip
     assert "err_s_median" in capsys.readouterr().out
     # `linear-ssl eval RUN`: linear probe + kNN of the run's backbone into RUN/eval.json
     assert main(["eval", str(run_dir), "--probe-epochs", "2", "--knn-k", "5"]) == 0

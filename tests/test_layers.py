@@ -11,6 +11,8 @@ TORCH_FREE = [
     "linear_ssl.predictors",
     "linear_ssl.diagnostics",
     "linear_ssl.runs",
+    "linear_ssl.bridge",
+    "linear_ssl.figures",
     "linear_ssl.plots",
     "linear_ssl.plots_runs",
     "linear_ssl.compare",

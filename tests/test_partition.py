@@ -125,10 +125,10 @@ def test_trainer_closed_form_head_applies_the_partition_rule(tmp_path):
 
 
 def test_a_partitioned_run_has_no_rule_flow_R1_partition():
-    """compare.rule_from_config: the partition variant has no per-mode p (no rule flow)."""
-    from linear_ssl import compare
+    """bridge.rule_from_config: the partition variant has no per-mode p (no rule flow)."""
+    from linear_ssl import bridge
 
     pred = {"kind": "closed_form", "rule": "directpred", "params": {"eps": 0.1}}
-    assert compare.rule_from_config({"predictor": pred}).name == "directpred"
+    assert bridge.rule_from_config({"predictor": pred}).name == "directpred"
     pred["params"]["partitions"] = 2
-    assert compare.rule_from_config({"predictor": pred}) is None
+    assert bridge.rule_from_config({"predictor": pred}) is None

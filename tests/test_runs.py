@@ -79,6 +79,30 @@ def test_hyper_maps_the_run_through_T1(tmp_path):
     assert h.beta is None and h.alpha_p == pytest.approx(1.0)
 
 
+def test_method_facts_decide_the_target_not_the_method_name(tmp_path):
+    """T1: config.yaml's method_facts (written by the trainer) say whether the target is an
+    EMA; a method the reader has never heard of maps through T1 by its facts alone, and an
+    old run without the block falls back to the facts of byol / simsiam."""
+    for name, ema_target in (("noema", False), ("emalike", True)):
+        _write_run(tmp_path / name, method=name)
+        with open(tmp_path / name / "config.yaml", "a") as fh:
+            fh.write(f"method_facts: {{name: {name}, ema_target: {str(ema_target).lower()}, "
+                     "loss: cosine, c_loss: 4.0}\n")  # fmt: skip
+        run = load_run(tmp_path / name)
+        assert run.method_facts["ema_target"] is ema_target
+        h = run.hyper()
+        if ema_target:
+            assert h.beta == pytest.approx((1 - 0.99) / (0.05 / (1 - 0.9)))
+        else:
+            assert h.beta is None
+    _write_run(tmp_path / "old", method="simsiam")
+    assert load_run(tmp_path / "old").method_facts["ema_target"] is False
+    _write_run(tmp_path / "unknown", method="mystery")
+    with pytest.raises(ValueError, match="no method_facts and method.name='mystery'") as err:
+        load_run(tmp_path / "unknown").hyper()
+    assert "\n" not in str(err.value)
+
+
 def test_hyper_without_predictor_section_uses_the_backbone_lr_T1(tmp_path):
     """T1 with no predictor section (a linear or baseline run): predictor lr = lr, so
     alpha_p = 1, beta and dt as with one; a missing optim entry is a one-line error."""

@@ -145,3 +145,27 @@ def test_cosine_schedule_with_warmup():
     assert lr_factor(cfg, 60, 110) == pytest.approx(0.5)
     assert lr_factor(cfg, 110, 110) == pytest.approx(0.0, abs=1e-12)
     assert lr_factor(load_config(None, []), 50, 110) == 1.0
+
+
+@pytest.mark.parametrize("name", ["byol", "simsiam"])
+def test_method_facts_c_loss_and_target_are_what_the_method_computes(name):
+    """theory.md N1: the trainer's loss is -c_L cos(q, z_a) (plus a constant) when both views
+    agree, so ``c_loss`` is checked on symmetric_loss itself; ``ema_target`` is True exactly
+    when the method moves its target by an EMA after a step (BYOL), False when Wa == W."""
+    from linear_ssl.train.methods import METHODS
+
+    method = METHODS[name]
+    facts = method.facts()
+    assert facts["name"] == name and facts["loss"] == "cosine"
+    q, z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)).chunk(2)
+    cos = torch.nn.functional.cosine_similarity(q, z, dim=-1).mean()
+    torch.testing.assert_close(symmetric_loss(q, q, z, z), -facts["c_loss"] * cos)
+    cfg = load_config(None, TINY + [f"method.name={name}", "method.ema=0.5"])
+    model = build_model(cfg)
+    with torch.no_grad():
+        for p in model.online_parameters():
+            p.add_(1.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    model.update_target()
+    moved = any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert moved is facts["ema_target"]

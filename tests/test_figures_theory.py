@@ -1,13 +1,27 @@
 """Theory figures (theory.md section 7): each figure's data checked against the theory it draws.
 
-Data functions run with small settings; pixels are never compared. Every figure must also
-render to non-empty PNG and PDF files.
+Data functions run with small settings; pixels are never compared (test_figures.py renders
+every figure of the registry and checks its legends and files).
 """
 
 import numpy as np
 import pytest
 
-from linear_ssl import diagnostics, plots
+from linear_ssl import diagnostics
+from linear_ssl.figures import (
+    THEORY_FIGURES,
+    e_fig2_polar_distance,
+    make_figure,
+    t_fig3_phase_portrait,
+    t_fig4_parabola_flow,
+    t_fig5_mode_sweeps,
+    t_fig7_ema_correlation,
+    t_fig8_predictor_symmetry,
+    t_fig9_commutator,
+    t_fig10_scalar_system,
+    theory_figures,
+)
+from linear_ssl.figures.style import SADDLE, STABLE, UNSTABLE
 from linear_ssl.theory import Hyper, modes
 
 
@@ -19,7 +33,7 @@ def t7_closed_form(alpha_p, eta, sigma2, tau, p, s):
 
 @pytest.fixture(scope="module")
 def portraits():
-    return plots.phase_portrait_data(grid=9, points=61)
+    return t_fig3_phase_portrait.data(grid=9, points=61).panels
 
 
 def test_fig3_fixed_points_are_T9s(portraits):
@@ -30,9 +44,9 @@ def test_fig3_fixed_points_are_T9s(portraits):
     fixed = d.fixed.set_index("p")
     np.testing.assert_allclose(sorted(fixed.index), sorted([0.0, p_minus, p_plus]), rtol=1e-12)
     np.testing.assert_allclose(fixed.s, fixed.index**2 / d.h.alpha_p)  # T8 parabola
-    assert fixed.loc[0.0, "kind"] == plots.STABLE
-    assert fixed.loc[float(p_minus), "kind"] == plots.UNSTABLE  # the collapse basin edge
-    assert fixed.loc[float(p_plus), "kind"] == plots.STABLE
+    assert fixed.loc[0.0, "kind"] == STABLE
+    assert fixed.loc[float(p_minus), "kind"] == UNSTABLE  # the collapse basin edge
+    assert fixed.loc[float(p_plus), "kind"] == STABLE
     # every marked point is a zero of T7
     dp, ds = t7_closed_form(1.0, 0.01, 0.0, 1.0, fixed.index.values, fixed.s.values)
     np.testing.assert_allclose(np.c_[dp, ds], 0.0, atol=1e-12)
@@ -45,10 +59,10 @@ def test_fig3_eta0_fixed_lines_are_T9s(portraits):
     lines = {d.h.eta: d for d in portraits}[0.0].fixed_lines
     kinds = lines.groupby("segment").kind.first().to_dict()
     assert kinds == {
-        "s=0, p<0": plots.STABLE,
-        "s=0, 0<p<p*": plots.UNSTABLE,
-        "s=0, p>p*": plots.STABLE,
-        "p=p*": plots.STABLE,
+        "s=0, p<0": STABLE,
+        "s=0, 0<p<p*": UNSTABLE,
+        "s=0, p>p*": STABLE,
+        "p=p*": STABLE,
     }
     dp, ds = t7_closed_form(1.0, 0.0, 0.0, 1.0, lines.p.values, lines.s.values)
     np.testing.assert_allclose(np.c_[dp, ds], 0.0, atol=1e-12)
@@ -70,7 +84,9 @@ def test_fig3_field_and_orbits_are_T7(portraits):
 
 def test_fig4_zero_crossings_are_p_plus_minus():
     """[T] Fig. 4 / T9: dp/dt's zeros are 0, p-, p+; kinds per regime; the curve is T9's."""
-    curves, fixed = plots.parabola_flow_data(etas=(0.0, 0.1, 0.4), points=301)
+    data = t_fig4_parabola_flow.data(etas=(0.0, 0.1, 0.4), points=301)
+    curves, fixed = data.curves, data.fixed
+    assert data.threshold == pytest.approx(0.25)  # T9: tau^2 / (4 (1 + sigma2))
     for eta, c in curves.groupby("eta"):
         g = 1.0
         np.testing.assert_allclose(c.dpdt, c.p**2 * (1.0 - g * c.p) - eta * c.p, atol=1e-12)
@@ -82,15 +98,15 @@ def test_fig4_zero_crossings_are_p_plus_minus():
         step = np.diff(c.p.values)[0]
         np.testing.assert_allclose(np.sort(crossings), np.sort(expected), atol=step)
     kinds = {eta: f.set_index("p").kind.to_dict() for eta, f in fixed.groupby("eta")}
-    assert kinds[0.0] == {0.0: plots.SADDLE, 1.0: plots.STABLE}
+    assert kinds[0.0] == {0.0: SADDLE, 1.0: STABLE}
     p_minus, p_plus = (float(x) for x in modes.fixed_points(Hyper(eta=0.1)))
-    assert kinds[0.1] == {0.0: plots.STABLE, p_minus: plots.UNSTABLE, p_plus: plots.STABLE}
-    assert kinds[0.4] == {0.0: plots.STABLE}  # past the threshold 1/4: all collapse
+    assert kinds[0.1] == {0.0: STABLE, p_minus: UNSTABLE, p_plus: STABLE}
+    assert kinds[0.4] == {0.0: STABLE}  # past the threshold 1/4: all collapse
 
 
 def test_fig5_curves_are_modes_integrate():
     """[T] Fig. 5: curves equal modes.integrate (T7); K_j is T6's K in the eigenbasis."""
-    df = plots.mode_sweeps_data(etas=(0.04,), betas=(0.4, None), t_end=5.0, step=0.05)
+    df = t_fig5_mode_sweeps.data(etas=(0.04,), betas=(0.4, None), t_end=5.0, step=0.05).table
     sub = df[(df.sweep == "beta") & (df.beta == 0.4)]
     h = Hyper(alpha_p=1.0, beta=0.4, eta=0.04)
     p0 = np.array([-0.1, 0.0, 0.05, 0.1, 0.2, 0.4])
@@ -113,20 +129,20 @@ def test_entry_correlation_is_pearson():
     rng = np.random.default_rng(3)
     A, B = rng.normal(size=(2, 4, 3, 5))
     expected = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(A, B, strict=True)]
-    np.testing.assert_allclose(plots._entry_correlation(A, B), expected, rtol=1e-12)
-    assert np.isnan(plots._entry_correlation(np.zeros((1, 2, 2)), A[:1, :2, :2]))[0]
+    np.testing.assert_allclose(t_fig7_ema_correlation.entry_correlation(A, B), expected, rtol=1e-12)
+    assert np.isnan(t_fig7_ema_correlation.entry_correlation(np.zeros((1, 2, 2)), A[:1, :2, :2]))[0]
 
 
 def test_fig7_A1_holds_for_a_fast_ema():
     """[T] Fig. 7 / A1: with Wa(0) = 0 and beta = 1, corr(Wa, W) is ~1 at the end."""
-    df = plots.ema_correlation_data(etas=(0.0,), betas=(1.0,), n=5, runs=2, points=11)
+    df = t_fig7_ema_correlation.data(etas=(0.0,), betas=(1.0,), n=5, runs=2, points=11).table
     assert df[df.t == 0]["corr"].isna().all()  # Wa(0) = 0: undefined
     assert df[df.t == df.t.max()]["corr"].min() > 0.99
 
 
 def test_fig8_skew_part_vanishes_with_weight_decay():
     """[T] Fig. 8 / T6: under the unsymmetrised flow skew(Wp) -> 0 for eta > 0."""
-    df = plots.symmetry_data(etas=(0.0, 0.1), n=5, t_end=100.0, points=51)
+    df = t_fig8_predictor_symmetry.data(etas=(0.0, 0.1), n=5, t_end=100.0, points=51).table
     decayed = df[df.eta == 0.1]
     assert decayed["skew"].iloc[-1] < 1e-2 * decayed["skew"].iloc[0]
     assert decayed["sym"].iloc[-1] > 0.1  # the symmetric part survives
@@ -136,7 +152,8 @@ def test_fig8_skew_part_vanishes_with_weight_decay():
 
 def test_fig9_commutator_obeys_T6_bound():
     """[T] Fig. 9 / T6: lambda_min(K) >= l0 > 0 on [0, t] gives ||L(t)|| <= e^{-2 l0 t}||L(0)||."""
-    df = plots.alignment_commutator_data(settings=((0.05, None), (0.0, None)), n=5, points=81)
+    settings = ((0.05, None), (0.0, None))
+    df = t_fig9_commutator.data(settings=settings, n=5, points=81).table
     g = df[df.eta == 0.05]
     lam0 = np.minimum.accumulate(g.lambda_min.values)
     assert lam0[-1] > 0
@@ -149,7 +166,7 @@ def test_fig9_commutator_obeys_T6_bound():
 
 def test_fig10_end_points_are_T4_fixed_points():
     """[T] Fig. 10 / T4: every orbit ends where w = w_a and w_p w = w l_d / l_s."""
-    traj = plots.scalar_system_data(points=50)
+    traj = t_fig10_scalar_system.data(points=50).trajectories
     end = traj.groupby("start").tail(1)
     np.testing.assert_allclose(end.w, end.wa, atol=1e-4)
     np.testing.assert_allclose(end.wp * end.w * 1.0, end.w * 0.5, atol=1e-4)
@@ -159,7 +176,7 @@ def test_fig10_end_points_are_T4_fixed_points():
 def test_e_fig2_trained_predictor_is_lrp_at_convergence():
     """[E] Fig. 2 analogue / R3: at T1's fixed point (eta = 0) Wp = C_to C_oo^-1 = LRP, so
     E5 and E3 of the trained predictor and of LRP agree; both are diagnostics' values."""
-    df = plots.polar_distance_data(betas=(3.0,), times=(200.0,), runs=3)
+    df = e_fig2_polar_distance.data(betas=(3.0,), times=(200.0,), runs=3).table
     df = df[df.coo_condition > 1e-2]  # a collapsing mode leaves LRP ill-determined
     assert df.run.nunique() >= 2
     for metric in ("polar_distance", "quasi_orthogonality"):
@@ -169,18 +186,23 @@ def test_e_fig2_trained_predictor_is_lrp_at_convergence():
     assert diagnostics.polar_distance(P) == pytest.approx(np.sqrt(0.25 / 2))
 
 
-def test_every_theory_figure_renders(tmp_path):
-    """theory_figures writes a non-empty PNG and PDF per figure of theory.md section 7."""
-    paths = plots.theory_figures(tmp_path, fast=True, progress=False)
-    assert len(paths) == 2 * len(plots.THEORY_FIGURES)
+def test_theory_figures_writes_png_and_pdf_per_figure(tmp_path):
+    """theory_figures (what `linear-ssl figures` runs) writes a PNG and a PDF per theory
+    figure of the registry, and nothing else; an unknown name is a one-line error."""
+    names = ["t_fig4_parabola_flow", "t_fig10_scalar_system"]
+    paths = theory_figures(tmp_path, fast=True, names=names, progress=False)
+    assert sorted(p.name for p in paths) == sorted(
+        f"{n}.{x}" for n in names for x in ("png", "pdf")
+    )
+    assert set(names) <= set(THEORY_FIGURES)
     for path in paths:
         head = path.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
-        assert path.stat().st_size > 5000
 
 
 def test_unknown_figure_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="no theory figure 'fig99'"):
-        plots.make_figure("fig99", tmp_path)
+    with pytest.raises(ValueError, match="no figure 'fig99'") as err:
+        make_figure("fig99", tmp_path)
+    assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="unknown theory figures"):
-        plots.theory_figures(tmp_path, names=["fig99"], progress=False)
+        theory_figures(tmp_path, names=["fig99"], progress=False)

@@ -1,4 +1,5 @@
-"""Run figures of linear_ssl.figures: run_t_fig2, run_t_fig6, run_e_fig1, run_e_fig3, run_overlay ([T] Figs. 2, 6, [E] Figs. 1, 3, the overlay).
+"""Run figures of linear_ssl.figures: run_t_fig2, run_t_fig6, run_e_fig1, run_e_fig3 and
+run_overlay ([T] Figs. 2, 6, [E] Figs. 1, 3, the overlay).
 
 The data functions are checked against quantities recomputed independently from the
 linear model's weights (theory.sgd with the same seed), not against pixels; every figure

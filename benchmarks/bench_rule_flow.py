@@ -1,4 +1,4 @@
-"""compare.rule_flow on 128 modes: the rule on the spectrum (``PredictorRule.spectrum``) vs
+"""bridge.rule_flow on 128 modes: the rule on the spectrum (``PredictorRule.spectrum``) vs
 the matrix path (an eigendecomposition / matrix iteration of a diagonal F each RHS call).
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/bench_rule_flow.py [--modes 128] [--t 20]
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from linear_ssl import compare
+from linear_ssl import bridge
 from linear_ssl.predictors import get_rule
 from linear_ssl.theory.params import Hyper
 
@@ -57,9 +57,9 @@ def main() -> None:
     t = np.linspace(0.0, args.t, 21)
     for name, params in RULES:
         rule = get_rule(name, **params)
-        fast, a = best_time(lambda r=rule: compare.rule_flow(h, r, s0, t, tau0), args.repeat)
+        fast, a = best_time(lambda r=rule: bridge.rule_flow(h, r, s0, t, tau0), args.repeat)
         slow, b = best_time(
-            lambda r=rule: compare.rule_flow(h, MatrixOnly(r), s0, t, tau0), args.repeat
+            lambda r=rule: bridge.rule_flow(h, MatrixOnly(r), s0, t, tau0), args.repeat
         )
         diff = float(np.nanmax(np.abs(a.s - b.s) / np.abs(b.s)))
         print(

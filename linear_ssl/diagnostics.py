@@ -319,7 +319,7 @@ def spectra_record(
     mode_s, mode_tau = u^T C_to u / s and mode_p = u^T Wp u; Wp's eigenvalues (by
     descending real part), singular values, [T] Fig. 2 alignment, asymmetry, ||[F, Wp]||
     and E1-E5. Shared by the trainer's recorder and the linear model's bridge
-    (``compare.linear_record``).
+    (``bridge.linear_record``).
     """
     F = np.asarray(F, dtype=np.float64)
     F = (F + F.T) / 2

@@ -69,6 +69,7 @@ def test_dotted_overrides_reach_the_schema():
         (["optim.lr=abc"], ["lr"]),
         (["method.ema=1.0"], ["method.ema"]),
         (["method.ema=-0.1"], ["method.ema"]),
+        (["method.target_init=twin"], ["method.target_init", "'copy' or 'independent'"]),
         (["optim.momentum=1"], ["optim.momentum"]),
         (["predictor.rho=1.5"], ["predictor.rho"]),
         (["predictor.freq=0"], ["predictor.freq"]),

@@ -159,7 +159,7 @@ def test_method_facts_c_loss_and_target_are_what_the_method_computes(name):
     q, z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)).chunk(2)
     cos = torch.nn.functional.cosine_similarity(q, z, dim=-1).mean()
     torch.testing.assert_close(symmetric_loss(q, q, z, z), -facts["c_loss"] * cos)
-    cfg = load_config(None, TINY + [f"method.name={name}", "method.ema=0.5"])
+    cfg = load_config(None, TINY + [f"method.name={name}"])
     model = build_model(cfg)
     with torch.no_grad():
         for p in model.online_parameters():

@@ -107,9 +107,9 @@ class Method(nn.Module):
     """Online encoder + target + predictor, and the symmetric loss (theory.md section 5).
 
     A subclass declares its facts (``ema_target``; the loss and its constant c_L of
-    theory.md N1) and the ``method.*`` config fields it reads (``config_fields``, checked
-    by ``check_config``). The trainer writes ``facts()`` into the run's config.yaml, so a
-    run is read back (``runs.Run.method_facts``) without this class.
+    theory.md N1) and checks the ``method.*`` config fields it reads (``check_config``).
+    The trainer writes ``facts()`` into the run's config.yaml, so a run is read back
+    (``runs.Run.method_facts``) without this class.
     """
 
     registry_name = ""
@@ -119,8 +119,6 @@ class Method(nn.Module):
     """``symmetric_loss``: -2 cos(q, z_a) per term, two terms (the 2 - 2 cos of N1)."""
     c_loss: ClassVar[float] = 4.0
     """N1's c_L: 2 for 2 - 2 cos, times 2 for the symmetric sum of two terms."""
-    config_fields: ClassVar[tuple[str, ...]] = ()
-    """The ``method.*`` fields (besides ``name``) this method reads."""
 
     @classmethod
     def facts(cls) -> dict[str, Any]:

@@ -22,10 +22,10 @@ class BYOL(Method):
     """
 
     ema_target = True
-    config_fields = ("ema", "target_init")
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
+        """BYOL reads method.ema (in [0, 1)) and method.target_init (copy | independent)."""
         if not 0 <= cfg.ema < 1:
             raise ValueError(f"config method.ema={cfg.ema!r} is invalid: it must be in [0, 1)")
         if cfg.target_init not in ("copy", "independent"):

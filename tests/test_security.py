@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from tiny import TINY_MODEL  # noqa: E402
 
-from linear_ssl import compare  # noqa: E402
+from linear_ssl import bridge  # noqa: E402
 from linear_ssl.cli import main  # noqa: E402
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import evaluate_run, load_config, resume, train_from_cli  # noqa: E402
@@ -81,7 +81,7 @@ def test_a_malicious_spectra_record_or_config_is_refused_by_load_run_and_the_bri
     record = sorted((run / "spectra").glob("*.npz"))[-1]
     with open(record, "wb") as fh:
         np.savez(fh, F_eigvals=np.array([Payload(marker)], dtype=object))
-    for read in (load_run, compare.compare_run):
+    for read in (load_run, bridge.compare_run):
         with pytest.raises(ValueError, match="corrupt") as err:
             read(run)
         _one_line(str(err.value))

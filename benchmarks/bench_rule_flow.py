@@ -64,7 +64,7 @@ def main() -> None:
         diff = float(np.nanmax(np.abs(a.s - b.s) / np.abs(b.s)))
         print(
             f"{name:14s} matrix {slow:8.3f} s  spectrum {fast:8.3f} s  x{slow / fast:6.1f}  "
-            f"rhs calls {int(a.n_steps[0])}  max rel diff s {diff:.1e}"
+            f"rhs calls {a.stats['nfev']}  max rel diff s {diff:.1e}"
         )
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from linear_ssl.predictors import PredictorRule, get_rule
 from linear_ssl.theory.modes import ModeSolution
 from linear_ssl.theory.params import Hyper
+from linear_ssl.theory.solvers import DEFAULT_MAX_STEPS, OnFailure, handle_failure, rk45_batched
 
 __all__ = ["rule_flow", "rule_from_config", "rule_spectrum"]
 
@@ -55,15 +55,20 @@ def rule_flow(
     tau0: np.ndarray | float = 1.0,
     rtol: float = 1e-6,
     atol: float = 1e-9,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
+    on_failure: OnFailure = "ignore",
 ) -> ModeSolution:
     """T7 with the predictor set by a closed-form rule: p_j = rule(s, tau)_j at each instant.
 
     Only s and tau evolve (T7's second and third lines, with the rule's p):
     d log s_j / dt = 2 Delta_j (T10's Delta, so s stays positive) and
     dtau_j / dt = beta (1 - tau_j) - tau_j Delta_j. The rule couples the modes (R1's s_max,
-    R2's norm), so every mode of s0 is integrated together (scipy's RK45). Assumes the rule
-    is applied every step from the same F_hat the flow tracks (freq = 1, F_hat ~ F).
-    Returns a ``modes.ModeSolution`` with p the rule's output along the trajectory.
+    R2's norm), so the modes of s0 are one system of the shared batched RK45
+    (``solvers.rk45_batched``; its step budget max_steps). Assumes the rule is applied
+    every step from the same F_hat the flow tracks (freq = 1, F_hat ~ F).
+    Returns a ``modes.ModeSolution`` with p the rule's output along the trajectory; a flow
+    that blows up or exceeds its budget is nan from then on, ok False, as on_failure says
+    ("ignore" by default: the bridge reports it).
     """
     s0 = np.asarray(s0, dtype=float)
     if s0.ndim != 1 or np.any(~(s0 > 0)):
@@ -75,26 +80,35 @@ def rule_flow(
     n = s0.size
     c1 = 1.0 + h.sigma2
 
-    def split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.exp(y[:n]), (np.ones(n) if h.simsiam else y[n:])
-
-    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
-        s, tau = split(y)
-        p = rule_spectrum(rule, s, tau, h.sigma2)
-        delta = p * (tau - c1 * p) - h.eta
-        if h.simsiam:
-            return 2.0 * delta
-        return np.concatenate([2.0 * delta, h.beta * (1.0 - tau) - tau * delta])
+    def rhs(y: np.ndarray, out: np.ndarray) -> np.ndarray:
+        for j in range(y.shape[1]):  # one system per column: its modes are rows
+            s = np.exp(y[:n, j])
+            tau = np.ones(n) if h.simsiam else y[n:, j]
+            p = rule_spectrum(rule, s, tau, h.sigma2)
+            delta = p * (tau - c1 * p) - h.eta
+            out[:n, j] = 2.0 * delta
+            if not h.simsiam:
+                out[n:, j] = h.beta * (1.0 - tau) - tau * delta
+        return out
 
     y0 = np.log(s0) if h.simsiam else np.concatenate([np.log(s0), tau0])
-    sol = solve_ivp(rhs, (t[0], t[-1]), y0, t_eval=t, rtol=rtol, atol=atol, method="RK45")
-    ok = sol.status == 0
-    y = np.full((t.size, y0.size), np.nan)
-    y[: sol.y.shape[1]] = sol.y.T
+    res = rk45_batched(rhs, y0[:, None], t, rtol=rtol, atol=atol, max_steps=max_steps)
+    y = res.y[:, :, 0]
     s = np.exp(y[:, :n])
     tau = np.ones_like(s) if h.simsiam else y[:, n:]
     p = np.full_like(s, np.nan)
-    for i in range(sol.y.shape[1]):
+    for i in np.flatnonzero(np.all(np.isfinite(y), axis=1)):
         p[i] = rule_spectrum(rule, s[i], tau[i], h.sigma2)
-    t_fail = np.full(n, np.nan if ok else float(sol.t[-1]) if sol.t.size else 0.0)
-    return ModeSolution(t, p, s, tau, np.full(n, ok), t_fail, np.full(n, sol.nfev))
+    message = res.failure_message("rule_flow")
+    handle_failure(res.ok, message, on_failure)
+    return ModeSolution(
+        t,
+        p,
+        s,
+        tau,
+        np.full(n, res.ok[0]),
+        np.full(n, res.t_fail[0]),
+        np.full(n, res.n_steps[0]),
+        message=message,
+        stats={"nfev": res.nfev, "n_steps": int(res.n_steps[0])},
+    )

@@ -388,8 +388,8 @@ def run_figures(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
 def script_main(name: str, argv: Sequence[str] | None = None) -> int:
     """Entry of paper_figures/NAME.py: ``NAME.py RUN [RUN ...] [--out DIR]``.
 
-    Default out: paper_figures/out. Prints the written paths; returns 0, or 1 with a
-    one-line error on stderr.
+    Default out: paper_figures/out under the working directory. Prints the written paths;
+    returns 0, or 1 with a one-line error on stderr.
     """
     import argparse
     import sys
@@ -398,9 +398,7 @@ def script_main(name: str, argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"{name}.py", description=f"draw {name} from runs")
     parser.add_argument("runs", nargs="+" if count != 1 else 1, help="run directory")
     parser.add_argument("--labels", nargs="*", help="legend labels, one per run")
-    parser.add_argument(
-        "--out", default=str(Path(__file__).resolve().parents[1] / "paper_figures" / "out")
-    )
+    parser.add_argument("--out", default="paper_figures/out")  # as linear-ssl figures
     args = parser.parse_args(argv)
     try:
         if count == 1:

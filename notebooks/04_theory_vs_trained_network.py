@@ -36,8 +36,9 @@
 # (where A1-A3 hold) shows what agreement looks like. In fast mode (tests) the run is tiny:
 # a few dozen steps of a width-4 network; expect no learning then, only plumbing.
 #
-# Time: the training run (3,200 images) plus about 25 s on a 2-core CPU. The run's progress
-# bar shows its speed: about a minute in all at 110 images/s; NB4_LOADED
+# Time on a 2-core CPU: the training run (50 steps, 3,200 images) plus about 25 s. Its
+# progress bar shows the speed: about a minute in all at 110 images/s on a free core; 5.5 min
+# measured with the cores shared by a dozen other jobs (4-27 images/s).
 
 # %%
 import json
@@ -63,7 +64,7 @@ print("fast mode (tests)" if FAST else "full mode")
 # ## A short run on the embedded data
 #
 # `train_from_cli("smoke", overrides)` is what `linear-ssl train smoke key=value ...` runs:
-# experiments/smoke.yaml (BYOL, EMA 0.99, DirectPred with $\epsilon=0.1$, SGD lr 0.05,
+# linear_ssl/configs/smoke.yaml (BYOL, EMA 0.99, DirectPred with $\epsilon=0.1$, SGD lr 0.05,
 # momentum 0.9, weight decay 4e-4) plus dotted overrides. The spectra recorder writes one
 # record every `record.every` steps into `runs/notebook04-<time>/spectra/`. The bar shows the
 # run's progress (a widget where ipywidgets is installed, a text bar otherwise). 50 steps

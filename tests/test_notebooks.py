@@ -46,7 +46,7 @@ def test_committed_ipynb_matches_its_py_source_without_outputs(source: Path):
     committed = [(c.cell_type, c.source) for c in paired.cells]
     assert committed == expected, (
         f"{source.with_suffix('.ipynb').name} differs from {source.name}: "
-        "run `jupytext --sync notebooks/*.py` and commit both"
+        "run `jupytext --update --to ipynb notebooks/*.py` and commit both"
     )
     assert not any(c.get("outputs") or c.get("execution_count") for c in paired.cells), (
         f"{source.with_suffix('.ipynb').name} has outputs: notebooks are committed without them"

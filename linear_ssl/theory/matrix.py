@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import ortho_group
 
 from linear_ssl import predictors
 from linear_ssl.theory.params import Hyper
@@ -394,6 +393,8 @@ def random_rotation(n: int, rng: np.random.Generator | int | None = None) -> np.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n={n!r} is invalid: give the matrix size as a positive integer")
+    from scipy.stats import ortho_group  # here: scipy.stats is slow to import, rarely needed
+
     rng = np.random.default_rng(rng)
     return ortho_group.rvs(int(n), random_state=rng).reshape(int(n), int(n))
 

@@ -9,7 +9,7 @@ predictor (theory.md sections 5 and 6), over several seeds, on whatever GPUs are
         data.root=cifar10-jpeg-train.zip data.test_root=cifar10-jpeg-test.zip  # JPEG copies
 
 Each run is ``linear-ssl train cifar10/<config> data.root=... seed=S epochs=E run_dir=...``
-(experiments/cifar10/*.yaml; ``eval.at_end`` runs the offline probe,
+(linear_ssl/configs/cifar10/*.yaml; ``eval.at_end`` runs the offline probe,
 ``linear_ssl.train.evaluate_run``, and writes RUN/eval.json). Runs go one per GPU at a
 time (``CUDA_VISIBLE_DEVICES``), or one after another without a GPU. Run the script again
 to continue: finished runs (with eval.json) are kept, stopped ones resume from their last
@@ -30,7 +30,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CONFIGS = {  # experiments/cifar10/<name>.yaml -> the row of [T] Table 8
+CONFIGS = {  # linear_ssl/configs/cifar10/<name>.yaml -> the row of [T] Table 8
     "directpred": "DirectPred",
     "directpred_freq5": "DirectPred freq=5",
     "linear": "trained linear predictor",

@@ -190,8 +190,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a ResNet BYOL-family model, recording spectra",
         description="linear-ssl train CONFIG [key=value ...]; CONFIG is a YAML path or a "
-        "name under experiments/ (smoke, cifar10/directpred, ...); run_dir=PATH picks the "
-        "run directory.",
+        "name in linear_ssl/configs/ (smoke, cifar10/directpred, ...); run_dir=PATH "
+        "picks the run directory.",
     )
     tr.add_argument("config", nargs="?", default=None, help="default: smoke")
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=0.05")

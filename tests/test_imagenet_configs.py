@@ -1,4 +1,4 @@
-"""experiments/imagenet: [T] Table 9 and the [E] tables (theory.md sections 5 and 6), each
+"""linear_ssl/configs/imagenet: [T] Table 9 and the [E] tables (theory.md sections 5 and 6), each
 config loaded through load_config and held to the [E] recipe and the published numbers."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from linear_ssl.train.config import EXPERIMENTS_DIR, load_config  # noqa: E402
+from linear_ssl.train.config import CONFIGS_DIR, load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGENET = EXPERIMENTS_DIR / "imagenet"
+IMAGENET = CONFIGS_DIR / "imagenet"
 TABLE9 = {"mlp": "mlp", "linear": "linear", "directpred": "directpred"}
 E_TABLES = {
     "linear": "linear",

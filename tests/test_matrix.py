@@ -260,6 +260,23 @@ def test_spectrum_is_descending_and_reconstructs():
     np.testing.assert_allclose((vectors * values[:, None, :]) @ np.swapaxes(vectors, 1, 2), F)
 
 
+def test_random_rotation_is_orthogonal_seeded_and_haar_distributed():
+    """Helper of the notebooks' aligned starts: Q Q^T = I, the same seed gives the same Q,
+    and over many draws the entries have the Haar moments E[Q_ij] = 0, E[Q_ij^2] = 1/n."""
+    n, draws = 4, 4000
+    Q = matrix.random_rotation(n, 0)
+    np.testing.assert_allclose(Q @ Q.T, np.eye(n), atol=1e-12)
+    np.testing.assert_array_equal(Q, matrix.random_rotation(n, np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    sample = np.array([matrix.random_rotation(n, rng) for _ in range(draws)])
+    assert np.abs(sample.mean(axis=0)).max() < 4 / np.sqrt(n * draws)  # 4 standard errors
+    np.testing.assert_allclose((sample**2).mean(axis=0), 1 / n, atol=0.03)
+    for bad in (0, 2.5, "3"):
+        with pytest.raises(ValueError, match="positive integer") as err:
+            matrix.random_rotation(bad)
+        assert "\n" not in str(err.value)
+
+
 def test_bad_inputs_raise_one_line_errors():
     h = Hyper(alpha_p=1.0, beta=0.5)
     W0, Wp0, t = np.ones((3, 4)), np.eye(3), [0.0, 1.0]

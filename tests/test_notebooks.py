@@ -1,9 +1,11 @@
 """The notebooks run top to bottom in a fresh kernel (fast mode) and their numbers are right.
 
-Each notebook is executed with nbclient in a temporary working directory, in a kernel of
-this very interpreter (a kernelspec written to a temporary JUPYTER_PATH), with
-LINEAR_SSL_NOTEBOOK_FAST=1. Its last cell prints a JSON summary; each test checks that
-summary against a direct computation of the theory it illustrates.
+Each notebook's source is notebooks/NAME.py (jupytext percent format); the committed
+NAME.ipynb must hold the same cells, without outputs. Each notebook is executed with
+nbclient in a temporary working directory, in a kernel of this very interpreter (a
+kernelspec written to a temporary JUPYTER_PATH), with LINEAR_SSL_NOTEBOOK_FAST=1. Its last
+cell prints a JSON summary; each test checks that summary against a direct computation of
+the theory it illustrates.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+jupytext = pytest.importorskip("jupytext")
 pytest.importorskip("ipykernel")
 
 from linear_ssl import predictors  # noqa: E402
@@ -27,6 +30,27 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "linear-ssl-test"
 TIMEOUT_S = 240  # per cell
+SOURCES = sorted(NOTEBOOKS.glob("[0-9]*.py"))
+
+
+def test_every_notebook_has_its_jupytext_source_and_no_other():
+    assert SOURCES, "no notebook sources found in notebooks/"
+    assert {p.stem for p in SOURCES} == {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_ipynb_matches_its_py_source_without_outputs(source: Path):
+    """The .ipynb a reader opens is the .py a reviewer reads: same cells, same text."""
+    paired = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    expected = [(c.cell_type, c.source) for c in jupytext.read(source).cells]
+    committed = [(c.cell_type, c.source) for c in paired.cells]
+    assert committed == expected, (
+        f"{source.with_suffix('.ipynb').name} differs from {source.name}: "
+        "run `jupytext --update --to ipynb notebooks/*.py` and commit both"
+    )
+    assert not any(c.get("outputs") or c.get("execution_count") for c in paired.cells), (
+        f"{source.with_suffix('.ipynb').name} has outputs: notebooks are committed without them"
+    )
 
 
 @pytest.fixture(scope="module")

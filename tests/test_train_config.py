@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from linear_ssl.train.config import EXPERIMENTS_DIR, find_experiment, load_config  # noqa: E402
+from linear_ssl.train.config import CONFIGS_DIR, find_experiment, load_config  # noqa: E402
 
 
 def _one_line_error(exc_info, *words: str) -> None:
@@ -19,8 +19,8 @@ def _one_line_error(exc_info, *words: str) -> None:
 def test_every_experiment_config_loads_and_validates_with_paper_hyperparameters():
     """theory.md section 5: the reference runs use lr 0.03, momentum 0.9, wd 4e-4, batch 128,
     EMA 0.996 (BYOL); DirectPred rho 0.3 eps 0.1 (R1)."""
-    paths = sorted(EXPERIMENTS_DIR.rglob("*.yaml"))
-    names = {p.relative_to(EXPERIMENTS_DIR).as_posix() for p in paths}
+    paths = sorted(CONFIGS_DIR.rglob("*.yaml"))
+    names = {p.relative_to(CONFIGS_DIR).as_posix() for p in paths}
     for needed in (
         "smoke.yaml",
         "cifar10/directpred.yaml",
@@ -43,9 +43,12 @@ def test_every_experiment_config_loads_and_validates_with_paper_hyperparameters(
 
 
 def test_short_names_and_paths_find_the_same_experiment():
-    assert find_experiment("smoke") == EXPERIMENTS_DIR / "smoke.yaml"
-    assert find_experiment("cifar10/directpred") == EXPERIMENTS_DIR / "cifar10" / "directpred.yaml"
-    assert find_experiment(str(EXPERIMENTS_DIR / "smoke.yaml")) == EXPERIMENTS_DIR / "smoke.yaml"
+    assert find_experiment("smoke") == CONFIGS_DIR / "smoke.yaml"
+    assert find_experiment("cifar10/directpred") == CONFIGS_DIR / "cifar10" / "directpred.yaml"
+    assert find_experiment(str(CONFIGS_DIR / "smoke.yaml")) == CONFIGS_DIR / "smoke.yaml"
+    directpred = CONFIGS_DIR / "cifar10" / "directpred.yaml"
+    assert find_experiment("cifar10/directpred.yaml") == directpred
+    assert find_experiment("experiments/cifar10/directpred.yaml") == directpred  # old home
     with pytest.raises(FileNotFoundError) as err:
         find_experiment("no_such_experiment")
     _one_line_error(err, "no_such_experiment")

@@ -55,6 +55,7 @@ __all__ = [
     "integrate_scalar",
     "lambda_min",
     "no_stopgrad_operator",
+    "random_rotation",
     "scalar_fixed_predictor",
     "spectrum",
     "vector_field",
@@ -382,6 +383,20 @@ def spectrum(M) -> tuple[np.ndarray, np.ndarray]:
     """
     values, vectors = np.linalg.eigh(np.asarray(M, dtype=float))
     return values[..., ::-1], vectors[..., ::-1]
+
+
+def random_rotation(n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """A uniformly (Haar) distributed n x n orthogonal matrix, drawn by scipy.stats.ortho_group.
+
+    The random eigenbasis of an aligned start (A1-A3) or of a non-isotropic X; ``rng`` is a
+    numpy Generator or a seed for np.random.default_rng.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n={n!r} is invalid: give the matrix size as a positive integer")
+    from scipy.stats import ortho_group  # here: scipy.stats is slow to import, rarely needed
+
+    rng = np.random.default_rng(rng)
+    return ortho_group.rvs(int(n), random_state=rng).reshape(int(n), int(n))
 
 
 def commutator_norm(F, Wp) -> np.ndarray:

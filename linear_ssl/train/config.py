@@ -1,9 +1,9 @@
 """Typed training configuration: OmegaConf structured configs from dataclasses.
 
-A config is the ``TrainConfig`` schema below, merged with a YAML file from experiments/
-and dotted overrides (``optim.lr=0.05``). The schema is in struct mode, so a misspelt
-key is an error rather than silently ignored; ``validate`` turns every invalid value
-into a one-line ``ValueError`` naming the key.
+A config is the ``TrainConfig`` schema below, merged with a YAML file (a path, or the name
+of a config shipped in linear_ssl/configs/) and dotted overrides (``optim.lr=0.05``). The
+schema is in struct mode, so a misspelt key is an error rather than silently ignored;
+``validate`` turns every invalid value into a one-line ``ValueError`` naming the key.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from linear_ssl.runs import read_yaml
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+#: The named experiment configs, package data of linear_ssl (a checkout or an installed wheel).
+CONFIGS_DIR = Path(str(files("linear_ssl") / "configs"))
+EXPERIMENTS_DIR = CONFIGS_DIR  # the name this directory had when it lived in experiments/
 
 
 @dataclass
@@ -174,19 +177,19 @@ def _one_line(err: Exception) -> str:
 
 
 def find_experiment(name_or_path: str | Path) -> Path:
-    """A config path as given, or a short name ("smoke", "cifar10/directpred") in experiments/."""
+    """A config path as given, or the name of a shipped config ("smoke", "cifar10/directpred",
+    "cifar10/directpred.yaml") in CONFIGS_DIR; "experiments/NAME.yaml", the configs' old
+    place in the checkout, still names NAME."""
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
-    for candidate in (
-        EXPERIMENTS_DIR / f"{name_or_path}.yaml",
-        EXPERIMENTS_DIR / str(name_or_path),
-    ):
-        if candidate.is_file():
-            return candidate
+    name = path.as_posix().removeprefix("experiments/").removesuffix(".yaml")
+    candidate = CONFIGS_DIR / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
     raise FileNotFoundError(
-        f"config {str(name_or_path)!r} not found: give a YAML path or a name under "
-        f"{EXPERIMENTS_DIR} (e.g. 'smoke', 'cifar10/directpred')"
+        f"config {str(name_or_path)!r} not found: give a YAML path or the name of a config in "
+        f"{CONFIGS_DIR} (e.g. 'smoke', 'cifar10/directpred')"
     )
 
 

@@ -53,7 +53,7 @@ def _to_host_async(x: torch.Tensor) -> torch.Tensor:
 
 
 def _feature_prs(cov_h: np.ndarray, cov_z: np.ndarray) -> dict[str, float]:
-    """The collapse measure (calibration.md): participation ratios of the centred backbone
+    """The collapse measure (docs/run_format.md): participation ratios of the centred backbone
     (h1) and projector (z1) feature covariances."""
     return {
         "backbone_pr": diagnostics.participation_ratio(cov_h),
@@ -84,7 +84,7 @@ class Recorder:
     @staticmethod
     def feature_pr(out: Any) -> dict[str, float]:
         """Participation ratio of the centred covariance of the current batch's backbone
-        (h1) and projector (z1) features: the collapse measure (calibration.md)."""
+        (h1) and projector (z1) features: the collapse measure (docs/run_format.md)."""
         return _feature_prs(centred_covariance(out.h1), centred_covariance(out.z1))
 
     @torch.no_grad()

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from linear_ssl import plots
+from linear_ssl.figures import t_fig3_phase_portrait, t_fig4_parabola_flow, t_fig5_mode_sweeps
 from linear_ssl.theory import Hyper, modes
 
 # %matplotlib inline
@@ -86,8 +86,8 @@ pd.DataFrame(rows)
 # flows to the origin.
 
 # %%
-panels = plots.phase_portrait_data(**(dict(grid=21, points=100) if FAST else {}))
-fig = plots.draw_phase_portrait(panels)
+panels = t_fig3_phase_portrait.data(**(dict(grid=21, points=100) if FAST else {}))
+fig = t_fig3_phase_portrait.draw(panels)
 
 # %% [markdown]
 # ## The invariant parabola (T8)
@@ -129,7 +129,7 @@ fig.tight_layout()
 # (only 0).
 
 # %%
-fig = plots.draw_parabola_flow(plots.parabola_flow_data(**(dict(points=201) if FAST else {})))
+fig = t_fig4_parabola_flow.draw(t_fig4_parabola_flow.data(**(dict(points=201) if FAST else {})))
 
 
 # %% [markdown]
@@ -229,8 +229,8 @@ fig.tight_layout()
 # eigenspaces aligned).
 
 # %%
-sweeps = plots.mode_sweeps_data(step=0.2 if FAST else 0.05)
-fig = plots.draw_mode_sweeps(sweeps)
+sweeps = t_fig5_mode_sweeps.data(step=0.2 if FAST else 0.05)
+fig = t_fig5_mode_sweeps.draw(sweeps)
 
 # %% [markdown]
 # The same story as numbers. Modes start small ($s_j(0)=10^{-3}$, $p_j(0)$ spread over

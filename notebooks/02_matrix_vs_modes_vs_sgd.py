@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from linear_ssl import plots
+from linear_ssl.figures import t_fig9_commutator
 from linear_ssl.theory import Hyper, matrix, modes, sgd
 
 # %matplotlib inline
@@ -188,7 +188,7 @@ fig.tight_layout()
 # %% [markdown]
 # ## Breaking the assumptions
 #
-# For a general start the natural way to apply T7 is the one `linear_ssl.compare` uses on a
+# For a general start the natural way to apply T7 is the one `linear_ssl.bridge` uses on a
 # trained network: take $F(0)$'s eigenvectors $u_j$, seed $s_j=\lambda_j(F)$,
 # $p_j=u_j^\top W_p u_j$, $\tau_j=u_j^\top C_{to}u_j/s_j$ with $C_{to}=W_aXW^\top$, integrate
 # T7 and compare the predicted spectrum of $F$ with the matrix flow's. Four cases:
@@ -308,9 +308,7 @@ ax.legend()
 fig.tight_layout()
 
 # %%
-fig = plots.draw_alignment_commutator(
-    plots.alignment_commutator_data(**(dict(n=5, points=81) if FAST else {}))
-)
+fig = t_fig9_commutator.draw(t_fig9_commutator.data(**(dict(n=5, points=81) if FAST else {})))
 
 # %% [markdown]
 # ## Summary

@@ -41,7 +41,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from linear_ssl import diagnostics, plots, predictors
+from linear_ssl import diagnostics, predictors
+from linear_ssl.figures import e_fig2_polar_distance
 from linear_ssl.theory import Hyper, matrix
 
 # %matplotlib inline
@@ -241,16 +242,16 @@ edge_table.round(4)
 # %% [markdown]
 # ## E3 / E5 of the optimal predictor against the EMA rate ([E] Fig. 2 analogue)
 #
-# `plots.polar_distance_data` runs the trained flow (T1) for several EMA rates $\beta$ and
+# `figures.e_fig2_polar_distance.data` runs the trained flow (T1) for several EMA rates $\beta$ and
 # measures, at a few times, E5 and E3 of the LRP predictor (R3) built from the exact
 # $C_{oo}$, $C_{to}$ and of the trained $W_p$. [E] finds the predictor drifts away from
 # orthogonality as the EMA loosens (small $\beta$: the target lags further behind); the
 # table gives the medians on this small linear model, where the trend is mild.
 
 # %%
-polar = plots.polar_distance_data(**(dict(betas=(0.03, 0.3, 3.0), runs=2) if FAST else {}))
-fig = plots.draw_polar_distance(polar)
-polar.groupby(["predictor", "t", "beta"]).polar_distance.median().unstack("beta").round(3)
+polar = e_fig2_polar_distance.data(**(dict(betas=(0.03, 0.3, 3.0), runs=2) if FAST else {}))
+fig = e_fig2_polar_distance.draw(polar)
+polar.table.groupby(["predictor", "t", "beta"]).polar_distance.median().unstack("beta").round(3)
 
 # %% [markdown]
 # ## Summary

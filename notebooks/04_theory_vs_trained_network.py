@@ -19,7 +19,7 @@
 # The question the toolkit exists for: *does the theory predict what my network did?*
 # We train a short BYOL + DirectPred run (a narrow ResNet-18 on the 5,000 CIFAR-10 images
 # embedded in the package) with the spectra recorder on, then hand the run directory to
-# `linear_ssl.compare.compare_run`, which
+# `linear_ssl.bridge.compare_run`, which
 #
 # * maps the run's real optimiser settings to the flow's $(\alpha_p, \beta, \eta, dt)$ by **T1**;
 # * seeds the eigenmode flow at a record step $t_0$ with the recorded spectra: $s_j$, the
@@ -50,8 +50,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from linear_ssl import plots_runs
-from linear_ssl.compare import aligned_init, compare_run, write_linear_run
+from linear_ssl.bridge import aligned_init, compare_run, write_linear_run
+from linear_ssl.figures import run_overlay, run_t_fig2
 from linear_ssl.runs import load_run
 from linear_ssl.theory import Hyper
 from linear_ssl.train import train_from_cli
@@ -107,7 +107,7 @@ run.metrics.tail()
 h = run.hyper()
 print(h)
 print("recorded per record:", sorted(k for k in run.spectra if k.startswith(("mode_", "F_"))))
-fig = plots_runs.draw_t_fig2(plots_runs.t_fig2_data(run))
+fig = run_t_fig2.draw(run_t_fig2.data(run))
 
 # %% [markdown]
 # ## The seeded flow against the run
@@ -130,7 +130,7 @@ comparison.table.pivot_table(
 # largest modes, and the $(p, s)$ plane with T8's parabola and the fitted one.
 
 # %%
-fig = plots_runs.draw_overlay(plots_runs.overlay_data(comparison))
+fig = run_overlay.draw(run_overlay.data(comparison))
 
 # %% [markdown]
 # Reading it. Three things separate this run from the theory, and the notes above name them:
@@ -194,7 +194,7 @@ pd.DataFrame({"ResNet (DirectPred)": comparison.agreement, "linear model": linea
 ]
 
 # %%
-fig = plots_runs.draw_overlay(plots_runs.overlay_data(linear))
+fig = run_overlay.draw(run_overlay.data(linear))
 
 # %% [markdown]
 # ## Summary

@@ -51,8 +51,10 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    """Backbone and projector of theory.md section 5."""
+    """Backbone and projector of theory.md section 5, or a pixel encoder (section 8)."""
 
+    arch: str = "resnet"  # resnet | linear | mlp (pixel encoders: nets.pixel_encoder)
+    pixels: int = 8  # linear / mlp: images average-pooled to pixels x pixels (n1 = 3 p^2)
     depth: int = 18
     stem: str = "cifar"  # cifar | imagenet
     width: int = 64
@@ -67,6 +69,7 @@ class MethodConfig:
     name: str = "byol"  # a name in linear_ssl.train.methods.METHODS: byol | simsiam
     ema: float = 0.996  # BYOL target EMA gamma_a (T1: beta = (1 - ema) / dt)
     target_init: str = "copy"  # copy | independent (the reference code's own init)
+    loss: str = "normalised"  # normalised (-2 cos, two terms summed) | squared (T1's J)
 
 
 @dataclass
@@ -106,6 +109,7 @@ class OptimConfig:
 @dataclass
 class RecordConfig:
     every: int = 50  # spectra record every k steps (0: off)
+    batches: int = 8  # C12 / C11 / C_to of a record: the mean over its last k batches
     log_every: int = 10  # metrics row every k steps
     rho: float | None = None  # EMA rate of the recorder's F_hat / C_to (None: predictor.rho)
     progress: bool = True  # tqdm progress bar
@@ -317,6 +321,11 @@ def validate(cfg: DictConfig) -> None:
         cfg.method.name in METHODS, "method.name", cfg.method.name, f"one of {sorted(METHODS)}"
     )
     METHODS[cfg.method.name].check_config(cfg.method)
+    loss = cfg.method.loss
+    _require(loss in ("normalised", "squared"), "method.loss", loss, "'normalised' or 'squared'")
+    arch = cfg.model.arch
+    _require(arch in ("resnet", "linear", "mlp"), "model.arch", arch, "resnet, linear or mlp")
+    positive("model.pixels", cfg.model.pixels, integer=True)
     kind = cfg.predictor.kind
     _require(kind in PREDICTORS, "predictor.kind", kind, f"one of {sorted(PREDICTORS)}")
     _require(0 <= cfg.predictor.rho < 1, "predictor.rho", cfg.predictor.rho, "in [0, 1)")
@@ -325,6 +334,7 @@ def validate(cfg: DictConfig) -> None:
     PREDICTORS[kind].check_config(cfg.predictor)
     if cfg.record.rho is not None:
         _require(0 <= cfg.record.rho < 1, "record.rho", cfg.record.rho, "in [0, 1)")
+    positive("record.batches", cfg.record.batches, integer=True)
     _require(cfg.record.every >= 0, "record.every", cfg.record.every, ">= 0 (0: off)")
     positive("record.log_every", cfg.record.log_every, integer=True)
     positive("checkpoint.every", cfg.checkpoint.every, integer=True)

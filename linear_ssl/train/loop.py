@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
+from linear_ssl.predictors import RunningCorrelation
 from linear_ssl.runs import CONFIG_FILE, LOCK_FILE, RunWriter, run_lock
 from linear_ssl.train import distributed, speed
 from linear_ssl.train.augment import build_augment
@@ -40,7 +41,7 @@ from linear_ssl.train.evaluate import (
     extract_loader_features,
 )
 from linear_ssl.train.methods import Method, build_method, build_predictor
-from linear_ssl.train.nets import mlp, resnet
+from linear_ssl.train.nets import mlp, pixel_encoder, resnet
 from linear_ssl.train.probe import OnlineProbe
 from linear_ssl.train.recorder import Recorder
 from linear_ssl.train.stream import Stream, eval_loader
@@ -122,6 +123,9 @@ def build_model(cfg: DictConfig) -> Method:
     m = cfg.model
 
     def build_encoder() -> tuple[nn.Module, nn.Module]:
+        if m.arch != "resnet":  # theory.md section 8's pixel encoders: no projector
+            encoder = pixel_encoder(m.arch, m.pixels, m.projector_out, m.projector_hidden)
+            return encoder, nn.Identity()
         backbone = resnet(m.depth, m.stem, m.width)
         projector = mlp(
             backbone.out_dim, m.projector_hidden, m.projector_out, bn_affine=m.bn_affine
@@ -250,7 +254,8 @@ class Trainer:
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
         rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
-        self.recorder = Recorder(rho) if cfg.record.every > 0 else None
+        every = cfg.record.every
+        self.recorder = Recorder(rho, every, cfg.record.batches) if every > 0 else None
         distributed.sync_estimates([self.recorder])
         self.step = 0
         self._pending = None  # a spectra snapshot waiting for its host copies
@@ -360,8 +365,39 @@ class Trainer:
             self._check_finite()
             raise
         if self.recorder is not None:
-            self.recorder.observe(out)
+            self.recorder.observe(out, self.step, self.method)
         return out
+
+    @torch.no_grad()
+    def _record_step0(self) -> None:
+        """theory.md section 8's record at step 0: the window estimate over the first
+        ``record.batches`` batches, forward only (the RNG state is restored after, so the
+        run itself is the one it would be without this record)."""
+        rng = _rng_state(self.device)
+        batches = self._batches(0, 0)
+        out = None
+        for _ in range(self.recorder.batches):
+            batch = next(batches, None)
+            if batch is None:
+                break
+            views = (
+                speed.prepare_views(self.dist.shard_views(v, self.cfg.batch_size), self.cfg)
+                for v in self.augment.two_views(batch)
+            )
+            with speed.autocast(self.cfg, self.device):
+                out = self.model(*views)
+            self.recorder.window.add(
+                out.z1, out.z2, out.t1, out.t2,
+                self.method.predictor(out.z1), self.method.predictor(out.z2),
+            )  # fmt: skip
+        _set_rng_state(rng)
+        if out is not None:  # F_hat's arrays from the last batch alone; the estimate stays fresh
+            kept = self.recorder.estimate
+            self.recorder.estimate = RunningCorrelation(kept.rho, cross=True)
+            self.recorder.estimate.update([out.z1, out.z2], [out.t1, out.t2])
+            self._pending = self.recorder.snapshot(0, self.method, out)
+            self.recorder.estimate = kept
+            self._write_record()
 
     def _write_record(self) -> None:
         """Write the pending spectra record (a snapshot not finite is dropped: the next
@@ -406,6 +442,8 @@ class Trainer:
         tick, tick_step = time.perf_counter(), self.step
         B = cfg.batch_size
         try:
+            if record_every and self.step == 0:
+                self._record_step0()
             while self.step < self.total_steps:
                 epoch, start = divmod(self.step, self.steps_per_epoch)
                 for batch in self._batches(epoch, start):

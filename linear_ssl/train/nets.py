@@ -241,3 +241,60 @@ def linear_predictor(dim: int, bias: bool = False, symmetric: bool = False) -> L
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"linear_predictor dim={dim!r} is invalid: it must be a positive integer")
     return LinearPredictor(dim, bias=bias, symmetric=symmetric)
+
+
+class PixelEncoder(nn.Module):
+    """The ladder's encoders on pixels (theory.md section 8, rungs 1-3).
+
+    x = flatten(avg_pool(view, to ``pixels`` x ``pixels``)) / sqrt(n1), n1 = 3 pixels^2 (a
+    fixed linear map, so that tr E[x x^T] is about 1 for normalised images), then
+    ``arch="linear"``: f = W x (one bias-free layer, ``.weight`` is W of T1) or
+    ``arch="mlp"``: f = W2 ReLU(W1 x) (bias-free). ``pixel_features`` gives x itself, the
+    input whose X and X' the bridge measures.
+    """
+
+    def __init__(self, arch: str, pixels: int, out_dim: int, hidden_dim: int = 512) -> None:
+        super().__init__()
+        self.arch, self.pixels = arch, pixels
+        self.in_dim = 3 * pixels * pixels
+        if arch == "linear":
+            self.net: nn.Module = nn.Linear(self.in_dim, out_dim, bias=False)
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(self.in_dim, hidden_dim, bias=False),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden_dim, out_dim, bias=False),
+            )
+        self.out_dim = out_dim
+
+    @property
+    def weight(self) -> torch.Tensor | None:
+        """W of the linear encoder (out_dim, n1); None for the MLP."""
+        return self.net.weight if self.arch == "linear" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_features(x, self.pixels))
+
+
+def pixel_features(x: torch.Tensor, pixels: int) -> torch.Tensor:
+    """The pixel encoders' input (N, 3 pixels^2): images (N, 3, H, W) average-pooled to
+    pixels x pixels, flattened and divided by sqrt(3 pixels^2)."""
+    if x.shape[-1] != pixels or x.shape[-2] != pixels:
+        x = nn.functional.adaptive_avg_pool2d(x, pixels)
+    return torch.flatten(x, 1) / (3 * pixels * pixels) ** 0.5
+
+
+def pixel_encoder(arch: str, pixels: int, out_dim: int, hidden_dim: int = 512) -> PixelEncoder:
+    """A linear or ReLU-MLP encoder on ``pixels`` x ``pixels`` downsampled images."""
+    if arch not in ("linear", "mlp"):
+        raise ValueError(f"pixel encoder arch={arch!r} is unknown: use 'linear' or 'mlp'")
+    for name, dim in (("pixels", pixels), ("out_dim", out_dim), ("hidden_dim", hidden_dim)):
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"pixel encoder {name}={dim!r} is invalid: a positive integer")
+    return PixelEncoder(arch, pixels, out_dim, hidden_dim)
+
+
+def last_linear(module: nn.Module) -> nn.Linear | None:
+    """The last nn.Linear of a projector or encoder (the layer whose Gram T2 balances)."""
+    layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    return layers[-1] if layers else None

@@ -13,6 +13,17 @@ Per-mode arrays come in two orders: ``F_eigvals``, ``alignment``, ``alignment_ma
 descending eigenvalue ([T] Fig. 2), and ``mode_*`` along F_hat's eigenvectors tracked
 across records (``EigenTracker``: same mode, same sign, through level crossings),
 which the bridge to T7 needs.
+
+What theory.md section 8 needs is measured separately (``WindowEstimate``): over the last
+``record.batches`` batches before each record (a plain mean, so a small mode is averaged
+over batches x batch-size samples, not rho-weighted over about one batch), the N2
+correlations C12 = sym E[f1 f2^T] (cross-view), C11 = E[f1 f1^T] (same view),
+C_to = E[f_a2 f1^T], the means E[f] and E[f_a], and A4's per-sample spread (norms of
+q = predictor(f1) and of f_a2, their cosine). The record keeps them uncentred and
+centred, tracks the centred C12's eigenvectors (``mode12_*``: s_j, sigma_j^2, tau_j,
+p_j of N2's operational form) and, for the balance (T2 on the linear encoder; its
+network form on the projector's last layer), that layer's Gram and Wp^T Wp. The loop
+takes a record at step 0 too (``Trainer.fit``).
 """
 
 from __future__ import annotations
@@ -61,6 +72,132 @@ def _feature_prs(cov_h: np.ndarray, cov_z: np.ndarray) -> dict[str, float]:
     }
 
 
+_WINDOW_SUMS = ("C12", "C11", "C_to", "mean_f", "mean_fa", "qq", "aa", "qa")
+_SAMPLE_SUMS = ("norm_q", "norm_q2", "norm_a", "norm_a2", "cos", "cos2")
+
+
+class WindowEstimate:
+    """Sums over the batches of one record window (module docstring), on the device.
+
+    ``add`` takes the step's online (z1, z2), target (t1, t2) and predicted (q1, q2)
+    outputs; ``means`` the window's averages; ``reset`` starts the next window.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, z1, z2, t1, t2, q1, q2) -> None:
+        z1, z2, t1, t2, q1, q2 = (x.detach().to(torch.float64) for x in (z1, z2, t1, t2, q1, q2))
+        n = z1.shape[0]
+        c12 = z1.T @ z2 / n
+        pairs_q, pairs_a = torch.cat([q1, q2]), torch.cat([t2, t1])  # q1 predicts t2, back
+        norm_q, norm_a = pairs_q.norm(dim=1), pairs_a.norm(dim=1)
+        cos = (pairs_q * pairs_a).sum(1) / (norm_q * norm_a).clamp_min(1e-30)
+        new = {
+            "C12": (c12 + c12.T) / 2,
+            "C11": (z1.T @ z1 + z2.T @ z2) / (2 * n),
+            "C_to": (t2.T @ z1 + t1.T @ z2) / (2 * n),
+            "mean_f": (z1.mean(0) + z2.mean(0)) / 2,
+            "mean_fa": (t1.mean(0) + t2.mean(0)) / 2,
+            "qq": norm_q.pow(2).mean(),
+            "aa": norm_a.pow(2).mean(),
+            "qa": (pairs_q * pairs_a).sum(1).mean(),
+            "norm_q": norm_q.mean(),
+            "norm_q2": norm_q.pow(2).mean(),
+            "norm_a": norm_a.mean(),
+            "norm_a2": norm_a.pow(2).mean(),
+            "cos": cos.mean(),
+            "cos2": cos.pow(2).mean(),
+        }
+        for key, value in new.items():
+            self.sums[key] = value if key not in self.sums else self.sums[key] + value
+        self.count += 1
+
+    def means(self) -> dict[str, torch.Tensor]:
+        return {k: v / self.count for k, v in self.sums.items()}
+
+    def reset(self) -> None:
+        self.sums, self.count = {}, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any], device=None) -> None:
+        self.sums = {k: v.to(device) if device else v for k, v in state["sums"].items()}
+        self.count = int(state["count"])
+
+
+def window_record(
+    w: dict[str, np.ndarray], Wp: np.ndarray | None, tracker: diagnostics.EigenTracker
+) -> dict[str, np.ndarray]:
+    """The section-8 arrays of a record from a window's means (docs/run_format.md).
+
+    Centred: C12c = C12 - m m^T, C11c = C11 - m m^T, C_toc = C_to - m_a m^T; along the
+    tracked eigenvectors u_j of C12c (N2's operational form): s_j = u^T C12c u,
+    sigma_j^2 = u^T (C11c - C12c) u / s_j, tau_j = u^T C_toc u / s_j, p_j = u^T Wp u.
+    A4: N_q, N_a, kappa = E[q . f_a] / (N_q N_a), the coefficients of variation of the
+    per-sample norms and the mean and std of the per-sample cosine.
+    """
+    m, ma = w["mean_f"], w["mean_fa"]
+    C12c = w["C12"] - np.outer(m, m)
+    C11c = w["C11"] - np.outer(m, m)
+    C_toc = w["C_to"] - np.outer(ma, m)
+    s, U = tracker.update(C12c)
+    quad = lambda M: np.einsum("ij,ik,kj->j", U, M, U)  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec = {
+            "C12": w["C12"].astype(np.float32),
+            "C11": w["C11"].astype(np.float32),
+            "C_to": w["C_to"].astype(np.float32),
+            "mean_f": m,
+            "mean_fa": ma,
+            "C12_eigvals": np.linalg.eigvalsh((w["C12"] + w["C12"].T) / 2)[::-1].copy(),
+            "C12c_eigvals": np.linalg.eigvalsh(C12c)[::-1].copy(),
+            "mode12_s": s,
+            "mode12_sigma2": quad(C11c - C12c) / s,
+            "mode12_tau": quad(C_toc) / s,
+            "N_q": np.sqrt(w["qq"]),
+            "N_a": np.sqrt(w["aa"]),
+            "kappa": w["qa"] / np.sqrt(w["qq"] * w["aa"]),
+            "norm_q_cv": np.sqrt(max(w["norm_q2"] - w["norm_q"] ** 2, 0.0)) / w["norm_q"],
+            "norm_a_cv": np.sqrt(max(w["norm_a2"] - w["norm_a"] ** 2, 0.0)) / w["norm_a"],
+            "cos_mean": w["cos"],
+            "cos_std": np.sqrt(max(w["cos2"] - w["cos"] ** 2, 0.0)),
+        }
+    if Wp is not None:
+        rec["mode12_p"] = quad(Wp)
+        rec["Wp"] = Wp
+    return {k: np.asarray(v) for k, v in rec.items()}
+
+
+def _last_layer_gram(method: Any) -> torch.Tensor | None:
+    """W_L W_L^T (+ b b^T) of the online encoder's last linear layer (projector, or the
+    pixel encoder itself): the network side of the T2 balance."""
+    from linear_ssl.train.nets import last_linear
+
+    layer = last_linear(method.projector) or last_linear(method.backbone)
+    if layer is None:
+        return None
+    W = layer.weight.detach().to(torch.float64)
+    gram = W @ W.T
+    if layer.bias is not None:
+        b = layer.bias.detach().to(torch.float64)
+        gram = gram + torch.outer(b, b)
+    return gram
+
+
+def _tracker_state(tracker: diagnostics.EigenTracker) -> dict[str, Any]:
+    basis = tracker.state_dict()["basis"]
+    return {"basis": None if basis is None else torch.from_numpy(np.ascontiguousarray(basis))}
+
+
+def _load_tracker(tracker: diagnostics.EigenTracker, state: dict[str, Any]) -> None:
+    basis = state["basis"]  # a tensor (format 2) or a NumPy array (format 1)
+    tracker.load_state_dict({"basis": basis.numpy() if isinstance(basis, torch.Tensor) else basis})
+
+
 @dataclass
 class Snapshot:
     """What record ``step`` reads, on its way to the host (``Recorder.snapshot``)."""
@@ -73,13 +210,27 @@ class Snapshot:
 class Recorder:
     """Running F_hat / C_to and the per-record spectra (see the module docstring)."""
 
-    def __init__(self, rho: float) -> None:
+    def __init__(self, rho: float, every: int = 0, batches: int = 8) -> None:
         self.estimate = RunningCorrelation(rho, cross=True)
         self.tracker = diagnostics.EigenTracker()
+        self.tracker12 = diagnostics.EigenTracker()
+        self.window = WindowEstimate()
+        self.every, self.batches = every, min(batches, every) if every else batches
 
-    def observe(self, out: Any) -> None:
-        """Add the step's online (z1, z2) and target (t1, t2) projector outputs."""
+    def in_window(self, step: int) -> bool:
+        """Whether step's batch enters the record window (the last ``batches`` steps up to
+        a record step; step 0's record averages its own ``batches`` batches)."""
+        return step == 0 or (self.every > 0 and (-step) % self.every < self.batches)
+
+    def observe(self, out: Any, step: int | None = None, method: Any = None) -> None:
+        """Add the step's online (z1, z2) and target (t1, t2) projector outputs; inside a
+        record window (``in_window``) also to the window estimate (with the predictor's
+        outputs, for A4)."""
         self.estimate.update([out.z1, out.z2], [out.t1, out.t2])
+        if step is not None and method is not None and self.in_window(step):
+            with torch.no_grad():
+                q1, q2 = method.predictor(out.z1), method.predictor(out.z2)
+            self.window.add(out.z1, out.z2, out.t1, out.t2, q1, q2)
 
     @staticmethod
     def feature_pr(out: Any) -> dict[str, float]:
@@ -99,6 +250,17 @@ class Recorder:
         }
         if method.predictor.matrix is not None:
             tensors["Wp"] = method.predictor.matrix
+        if self.window.count:
+            tensors.update({f"w_{k}": v for k, v in self.window.means().items()})
+            self.window.reset()
+            gram = _last_layer_gram(method)
+            if gram is not None:
+                tensors["last_gram"] = gram
+            weight = getattr(method.backbone, "weight", None)
+            if isinstance(weight, torch.Tensor):  # the linear encoder: W and Wa of T1
+                tensors["W_online"] = weight
+                target = getattr(method, "target_backbone", None)
+                tensors["W_target"] = target.weight if target is not None else weight
         host = {name: _to_host_async(t) for name, t in tensors.items()}
         copied = None
         if self.estimate.F.is_cuda:
@@ -117,6 +279,14 @@ class Recorder:
             return None
         rec = diagnostics.spectra_record(a["F"], a["C_to"], a.get("Wp"), self.tracker)
         prs = _feature_prs(a["cov_h"], a["cov_z"])
+        window = {k[2:]: v for k, v in a.items() if k.startswith("w_")}
+        if window:
+            rec.update(window_record(window, a.get("Wp"), self.tracker12))
+            for key in ("last_gram", "W_online", "W_target"):
+                if key in a:
+                    rec[key] = a[key]
+            if "Wp" in a and "last_gram" in a:
+                rec["Wp_gram"] = a["Wp"].T @ a["Wp"]
         return {**{k: np.asarray(v) for k, v in prs.items()}, **rec}
 
     def record(self, method: Any, out: Any) -> dict[str, np.ndarray] | None:
@@ -125,12 +295,13 @@ class Recorder:
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain containers only (a checkpoint loads with weights_only=True):
-        the tracker's NumPy basis travels as a tensor."""
-        basis = self.tracker.state_dict()["basis"]
-        if basis is not None:
-            basis = torch.from_numpy(np.ascontiguousarray(basis))
-        tracker = {"basis": basis}
-        return {"estimate": self.estimate.state_dict(), "tracker": tracker}
+        the trackers' NumPy bases travel as tensors."""
+        return {
+            "estimate": self.estimate.state_dict(),
+            "tracker": _tracker_state(self.tracker),
+            "tracker12": _tracker_state(self.tracker12),
+            "window": self.window.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
         est = {
@@ -138,7 +309,7 @@ class Recorder:
             for k, v in state["estimate"].items()
         }
         self.estimate.load_state_dict(est)
-        basis = state["tracker"]["basis"]  # a tensor (format 2) or a NumPy array (format 1)
-        if isinstance(basis, torch.Tensor):
-            basis = basis.numpy()
-        self.tracker.load_state_dict({"basis": basis})
+        _load_tracker(self.tracker, state["tracker"])
+        if "tracker12" in state:  # checkpoints before the section-8 records lack these
+            _load_tracker(self.tracker12, state["tracker12"])
+            self.window.load_state_dict(state["window"], device)

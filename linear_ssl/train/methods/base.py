@@ -48,10 +48,28 @@ def regression_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return -2.0 * (F.normalize(p, dim=-1) * F.normalize(z.detach(), dim=-1)).sum(-1).mean()
 
 
+def squared_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """T1's squared error of one term: 1/2 ||p - StopGrad(z)||^2, batch mean."""
+    return 0.5 * (p - z.detach()).pow(2).sum(-1).mean()
+
+
+LOSSES = {"normalised": regression_loss, "squared": squared_loss}
+
+
 def symmetric_loss(
-    p1: torch.Tensor, p2: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor
+    p1: torch.Tensor,
+    p2: torch.Tensor,
+    t1: torch.Tensor,
+    t2: torch.Tensor,
+    loss: str = "normalised",
 ) -> torch.Tensor:
-    """theory.md section 5: both symmetric terms summed, view 1 predicts view 2 and back."""
+    """Both symmetric terms, view 1 predicts view 2 and back.
+
+    normalised (theory.md section 5): the two -2 cos terms summed (c_L = 4 in N1);
+    squared: the mean of the two 1/2 ||.||^2 terms, so its gradient flow is T1 itself.
+    """
+    if loss == "squared":
+        return 0.5 * (squared_loss(p1, t2) + squared_loss(p2, t1))
     return regression_loss(p1, t2) + regression_loss(p2, t1)
 
 
@@ -143,6 +161,7 @@ class Method(nn.Module):
         super().__init__()
         self.backbone, self.projector = build_encoder()
         self.predictor = predictor
+        self.loss = str(getattr(cfg, "loss", "normalised"))  # method.loss
 
     def targets(
         self, v1: torch.Tensor, v2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
@@ -158,7 +177,7 @@ class Method(nn.Module):
         z1 = self.projector(h1)
         z2 = self.projector(self.backbone(v2))
         t1, t2 = self.targets(v1, v2, z1, z2)
-        loss = symmetric_loss(self.predictor(z1), self.predictor(z2), t1, t2)
+        loss = symmetric_loss(self.predictor(z1), self.predictor(z2), t1, t2, self.loss)
         z1d, z2d = z1.detach(), z2.detach()
         self.predictor.observe(z1d, z2d, t1, t2)
         return StepOutput(loss, h1.detach(), z1d, z2d, t1, t2)

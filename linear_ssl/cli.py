@@ -143,6 +143,13 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ladder(args: argparse.Namespace) -> int:
+    """theory.md section 8's agreement ladder: train the rungs, score them, write the table."""
+    from linear_ssl.bridge.ladder import ladder_cli
+
+    return ladder_cli(args)
+
+
 def _main_job(args: argparse.Namespace) -> int:
     """The newcomer's main job: theory figures, a short DirectPred run, its overlay."""
     from linear_ssl.bridge import compare_run
@@ -246,6 +253,24 @@ def _build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("run", type=Path)
     cmp_.add_argument("--out", type=Path, default=None, help="figure folder (default RUN/figures)")
     cmp_.set_defaults(func=_compare)
+
+    lad = sub.add_parser(
+        "ladder",
+        help="theory against trained networks, rung by rung (theory.md section 8)",
+        description="Train each rung (linear, linear-cosine, mlp, resnet) over seeds, seed "
+        "the flow at step 0, fit one time scale on the early window, predict the rest; "
+        "writes OUT/ladder.json, ladder.md and ladder.png.",
+    )
+    lad.add_argument(
+        "--data", type=Path, default=None, help="ImageFolder dir or zip (default: embedded)"
+    )
+    lad.add_argument("--out", type=Path, required=True)
+    lad.add_argument("--rungs", default="linear,linear-cosine,mlp,resnet")
+    lad.add_argument("--seeds", type=int, default=3)
+    lad.add_argument("--steps", type=int, default=300)
+    lad.add_argument("--limit", type=int, default=None, help="train on this many images")
+    lad.add_argument("--width", type=int, default=8, help="ResNet width of rung 4")
+    lad.set_defaults(func=_ladder)
 
     job = sub.add_parser("main", help="theory figures + a short DirectPred run + its overlay")
     job.add_argument("--out", type=Path, default=Path("paper_figures/out"))

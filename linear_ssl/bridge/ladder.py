@@ -1,0 +1,568 @@
+"""theory.md section 8's agreement ladder: one recorder, one bridge, four encoders.
+
+Rungs (``RUNGS``): 1 ``linear``, a linear encoder on downsampled pixels with the squared
+error (flow T1 with X, X' measured from the data and its augmentation: exact in
+expectation); 2 ``linear-cosine``, the same with the normalised loss (N1, A4 the only
+approximation); 3 ``mlp``, a ReLU MLP encoder; 4 ``resnet``. All train BYOL with a
+trainable linear predictor (so no agreement is built in, unlike DirectPred's), at
+alpha_p = 1 (eta_p = eta, T2 exact).
+
+``assess_run`` scores one run by the protocol (``bridge.protocol``): the flow is seeded at
+the step-0 record (the matrix flow T1 / N1 from the recorded encoder weights when X, X'
+were measured; otherwise the mode flow T7 / N2 from the centred C12, C11, C_to records),
+one global number (a time scale on T1's clock) is fitted on the early window and frozen,
+and the later window is predicted; skills against persistence and log-linear
+extrapolation, the grow/shrink AUC, the balance identity (T2) and [T] Fig. 2's trends are
+reported. ``run_ladder`` trains the rungs over seeds and writes ladder.json / .md / .png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linear_ssl import diagnostics
+from linear_ssl.bridge import protocol
+from linear_ssl.runs import Run, atomic_write_text, load_run
+from linear_ssl.theory import matrix as theory_matrix
+from linear_ssl.theory import modes as theory_modes
+from linear_ssl.theory.params import Hyper
+
+try:  # N1 / N2 (theory/normalised.py) arrive with the normalised-loss work
+    from linear_ssl.theory import normalised
+except ImportError:  # pragma: no cover - until it lands
+    normalised = None
+
+__all__ = [
+    "COVARIANCES_FILE",
+    "RUNGS",
+    "assess_run",
+    "agreement_bound",
+    "correlation_along",
+    "flow_error",
+    "ladder_cli",
+    "measure_covariances",
+    "rung_config",
+    "run_ladder",
+    "summarise",
+]
+
+COVARIANCES_FILE = "data_covariances.npz"
+RUNGS = ("linear", "linear-cosine", "mlp", "resnet")
+TOP_MODES = 8
+TIME_SCALE_BOUNDS = (0.2, 5.0)
+C_LOSS = 4.0  # the trainer's normalised loss: two -2 cos terms summed (N1's c_L)
+_LOSS = {"linear": "squared", "linear-cosine": "normalised", "mlp": "normalised"}
+
+
+# --------------------------------------------------------------------------- data side
+
+
+def measure_covariances(
+    images, augment, pixels: int, views: int = 8, limit: int = 1024, batch: int = 256
+) -> dict[str, np.ndarray]:
+    """theory.md section 1's X and X' of the pixel encoders' input, from the data and the
+    real augmentation: ``views`` augmentations (the trainer's two view pipelines in turn)
+    of each of the first ``limit`` images, x = ``nets.pixel_features``.
+
+    X' = mean over images of the sample covariance of an image's views (unbiased);
+    X = mean(xbar xbar^T) - X'/views (E[xbar xbar^T] of a finite mean of views carries
+    X'/views); mu = E[x]. float64, both projected onto the PSD cone (sampling error).
+    """
+    import torch
+
+    from linear_ssl.train.nets import pixel_features
+
+    if views < 2 or views % 2:
+        raise ValueError(f"views={views} is invalid: an even number >= 2 (two pipelines)")
+    n1 = 3 * pixels * pixels
+    X = torch.zeros(n1, n1, dtype=torch.float64)
+    Xp, mu = torch.zeros_like(X), torch.zeros(n1, dtype=torch.float64)
+    count = 0
+    with torch.no_grad():
+        for start in range(0, min(limit, images.shape[0]), batch):
+            chunk = images[start : min(start + batch, limit)]
+            xs = []
+            for _ in range(views // 2):
+                for v in augment.two_views(chunk):
+                    xs.append(pixel_features(v, pixels).to(torch.float64))
+            x = torch.stack(xs)  # (views, N, n1)
+            xbar = x.mean(0)
+            dev = x - xbar
+            Xp += torch.einsum("kni,knj->ij", dev, dev) / (views - 1)
+            X += xbar.T @ xbar
+            mu += xbar.sum(0)
+            count += chunk.shape[0]
+    Xp, X, mu = Xp / count, X / count, mu / count
+    return {"X": _psd(X - Xp / views), "Xp": _psd(Xp), "mu": mu.numpy(), "views": np.asarray(views)}
+
+
+def _psd(M) -> np.ndarray:
+    """The symmetric part of M with negative eigenvalues (sampling error) set to 0."""
+    M = np.asarray(M, dtype=float)
+    values, vectors = np.linalg.eigh((M + M.T) / 2)
+    return (vectors * np.clip(values, 0.0, None)) @ vectors.T
+
+
+def rung_config(
+    rung: str,
+    *,
+    data: str | Path | None = None,
+    steps: int = 300,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    limit: int | None = None,
+    width: int = 8,
+    records: int = 15,
+) -> dict[str, Any]:
+    """The training config of a rung (BYOL, trainable linear predictor, alpha_p = 1)."""
+    if rung not in RUNGS:
+        raise ValueError(f"rung {rung!r} is unknown: use some of {', '.join(RUNGS)}")
+    if data is None:
+        data_cfg: dict[str, Any] = {"name": "embedded"}
+    else:
+        data_cfg = {"name": "imagefolder", "root": str(data)}
+    if limit is not None:
+        data_cfg["limit"] = int(limit)
+    every = max(steps // records, 1)
+    cfg: dict[str, Any] = {
+        "name": f"ladder-{rung}",
+        "data": data_cfg,
+        "augment": {"recipe": "cifar10", "image_size": 32},
+        "method": {"name": "byol", "ema": 0.99, "loss": _LOSS.get(rung, "normalised")},
+        "predictor": {"kind": "linear"},
+        "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 4e-4},
+        "batch_size": 128,
+        "epochs": 10_000,
+        "max_steps": steps,
+        "seed": seed,
+        "record": {
+            "every": every,
+            "batches": min(16, every),
+            "log_every": every,
+            "progress": False,
+        },
+        "checkpoint": {"every": steps},
+        "run_dir": None if run_dir is None else str(run_dir),
+    }
+    if rung == "resnet":
+        cfg["model"] = {
+            "arch": "resnet",
+            "width": width,
+            "projector_hidden": 128,
+            "projector_out": 32,
+        }
+    else:
+        arch = "mlp" if rung == "mlp" else "linear"
+        cfg["model"] = {"arch": arch, "pixels": 8, "projector_hidden": 256, "projector_out": 32}
+    return cfg
+
+
+# --------------------------------------------------------------------------- the flows
+
+
+def _dense_times(t_max: float, n: int = 400) -> np.ndarray:
+    return np.linspace(0.0, TIME_SCALE_BOUNDS[1] * t_max, n)
+
+
+def _interp(tt: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """values (len(tt), ...) linearly interpolated at times t (nan past a blow-up)."""
+    flat = values.reshape(len(tt), -1)
+    out = np.stack([np.interp(t, tt, flat[:, i], right=np.nan) for i in range(flat.shape[1])], 1)
+    return out.reshape(len(t), *values.shape[1:])
+
+
+def _matrix_flow(h: Hyper, rec: dict[str, np.ndarray], cov, loss: str, tt: np.ndarray):
+    """W(t) of T1 (squared) or N1 (normalised) from the recorded W, Wp, Wa, with the
+    measured X and X'."""
+    W0, Wa0, Wp0 = (np.asarray(rec[k], dtype=float) for k in ("W_online", "W_target", "Wp"))
+    X, Xp = cov["X"], cov["Xp"]
+    if loss == "squared":
+        sol = theory_matrix.integrate(h, W0, Wp0, Wa0, tt, X=X, Xp=Xp)
+    else:
+        sol = normalised.integrate(h, W0, Wp0, Wa0, tt, X=X, Xp=Xp, c_loss=C_LOSS)
+    return np.asarray(sol.W)
+
+
+def correlation_along(W: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """W S W^T for a trajectory W (len(t), n2, n1): C12 = W X W^T (S = X), its centred
+    form (S = X - mu mu^T) or C11 (S = X + X')."""
+    return W @ S @ np.swapaxes(W, 1, 2)
+
+
+AGREEMENT_CONSTANT = 5.0
+"""Rung 1's bound: max relative error of C12 between SGD and T1 at most
+AGREEMENT_CONSTANT sqrt(dt / batch) + dt (the SGD noise of a step dt at batch size B,
+accumulated over the run, and the O(dt) bias of a finite step)."""
+
+
+def agreement_bound(dt: float, batch: int) -> float:
+    """``AGREEMENT_CONSTANT`` sqrt(dt / batch) + dt (see there)."""
+    return AGREEMENT_CONSTANT * math.sqrt(dt / batch) + dt
+
+
+def flow_error(C_run: np.ndarray, C_flow: np.ndarray) -> float:
+    """max over records of ||C_run - C_flow||_F / ||C_flow||_F (rung 1's number)."""
+    num = np.linalg.norm(C_run - C_flow, axis=(-2, -1))
+    return float(np.max(num / np.linalg.norm(C_flow, axis=(-2, -1))))
+
+
+def _mode_flow(h: Hyper, seed: dict[str, np.ndarray], loss: str, tt: np.ndarray) -> np.ndarray:
+    """s_j along T7 (squared; one Hyper per mode for its sigma_j^2) or N2 (normalised)."""
+    p, s, tau, sigma2 = (seed[k] for k in ("p", "s", "tau", "sigma2"))
+    if loss != "squared":
+        sol = normalised.integrate_modes(
+            h, p, s, tt, tau, sigma2, c_loss=C_LOSS, on_failure="ignore"
+        )
+        return np.asarray(sol.s)
+    cols = []
+    for j in range(s.size):
+        hj = dataclasses.replace(h, sigma2=float(sigma2[j]))
+        sol = theory_modes.integrate(hj, p[j], s[j], tt, tau[j], on_failure="ignore")
+        cols.append(np.asarray(sol.s).reshape(len(tt)))
+    return np.stack(cols, 1)
+
+
+def _along(bases: Sequence[np.ndarray], C: np.ndarray) -> np.ndarray:
+    """u_j^T C_r u_j per record r and mode j (records' bases in ``bases``)."""
+    return np.stack([np.einsum("ij,ik,kj->j", U, c, U) for U, c in zip(bases, C, strict=True)])
+
+
+def _tracked_bases(C: np.ndarray) -> list[np.ndarray]:
+    """Eigenvectors of each record's centred C12, tracked as the recorder tracks them."""
+    tracker = diagnostics.EigenTracker()
+    return [tracker.update(c)[1] for c in C]
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _centred_c12(sp) -> np.ndarray:
+    C = np.asarray(sp["C12"], dtype=float)
+    m = np.asarray(sp["mean_f"], dtype=float)
+    C = (C + np.swapaxes(C, 1, 2)) / 2
+    return C - m[:, :, None] * m[:, None, :]
+
+
+def _balance_error(run: Run, h: Hyper, t: np.ndarray) -> float:
+    """T2 (network form): max over records of ||D(t) - exp(-2 eta t) D(0)||_F relative to
+    ||W_L W_L^T||_F, D = W_L W_L^T - Wp^T Wp / alpha_p (W_L: the last linear layer)."""
+    sp = run.spectra
+    D = np.asarray(sp["last_gram"]) - np.asarray(sp["Wp_gram"]) / h.alpha_p
+    pred = np.exp(-2 * h.eta * t)[:, None, None] * D[0]
+    num = np.linalg.norm(D - pred, axis=(1, 2))
+    den = np.linalg.norm(np.asarray(sp["last_gram"]), axis=(1, 2))
+    return float(np.max(num / den))
+
+
+def _trends(sp, C: np.ndarray | None, first: int, last: int) -> dict[str, float]:
+    """[T] Fig. 2's trends from the first to the last record (trainable linear Wp):
+    alignment (mean cos(u_j, Wp u_j), top modes), off-diagonal share of U^T Wp U,
+    asymmetry, negative eigenvalue mass of Wp (sum of negative real parts / sum of |.|)."""
+    if "Wp" not in sp or C is None:
+        return {}
+
+    def state(i):
+        Wp = np.asarray(sp["Wp"][i], dtype=float)
+        A = np.abs(diagnostics.alignment_matrix(C[i], Wp))
+        ev = np.linalg.eigvals(Wp).real
+        return {
+            "alignment": float(np.mean(diagnostics.alignment(C[i], Wp)[:TOP_MODES])),
+            "offdiag": 1.0 - float(np.sum(np.diagonal(A) ** 2) / np.sum(A**2)),
+            "asymmetry": float(diagnostics.asymmetry(Wp)),
+            "negative_mass": float(np.sum(np.maximum(-ev, 0)) / np.sum(np.abs(ev))),
+        }
+
+    a, b = state(first), state(last)
+    return {k: b[k] - a[k] for k in a}
+
+
+def _loss_of(config: dict[str, Any]) -> str:
+    """method.loss; before it existed the trainer ran the normalised loss and
+    ``compare.write_linear_run`` the squared error (theory.linear_model)."""
+    if "loss" in (config.get("method") or {}):
+        return config["method"]["loss"]
+    return "squared" if (config.get("theory") or {}).get("linear_model") else "normalised"
+
+
+TREND_SIGNS = {"alignment": 1, "offdiag": -1, "asymmetry": -1, "negative_mass": -1}
+"""[T] Fig. 2: alignment rises; off-diagonal share, asymmetry, negative mass fall."""
+
+
+def assess_run(
+    run_dir: str | Path | Run, covariances: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
+    """Score one run by theory.md section 8 (module docstring). Returns a dict of numbers
+    (skills, AUC, identity error, fitted time scale, trends, A4 spreads), the flow's name,
+    ``unavailable`` (what the run does not record, by name) and ``curves`` (steps, the
+    run's and the flow's log shapes of the compared modes) for the figure.
+
+    covariances: X, Xp, mu of the input (default RUN/data_covariances.npz if present).
+    """
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
+    sp = run.spectra
+    if len(sp.steps) == 0:
+        raise ValueError(f"{run.path} has no spectra records: train it with record.every > 0")
+    if covariances is None and (run.path / COVARIANCES_FILE).is_file():
+        with np.load(run.path / COVARIANCES_FILE) as npz:
+            covariances = {k: npz[k] for k in npz.files}
+    h = run.hyper()
+    steps = np.asarray(sp.steps)
+    t = h.time_of_step(steps.astype(float))
+    loss = _loss_of(run.config)
+    unavailable: list[str] = []
+    if steps[0] != 0:
+        unavailable.append("record at step 0 (seeded at the first record instead)")
+    windows = protocol.split_windows(steps)
+    tt = _dense_times(float(t[-1] - t[0]))
+    C = None
+    if "mode12_s" in sp:
+        C = _centred_c12(sp)
+        bases = _tracked_bases(C)
+        meas_all = _along(bases, C)
+    else:
+        unavailable += [
+            "C12/C11/C_to (seeded from F_hat: sigma_j^2 = 0, tau_j mixes tau and sigma_j^2)",
+            "centred spectra (the mean mode is compared as a mode)",
+            "A4 spreads (N_q, N_a, kappa, per-sample norms and cosines)",
+        ]
+        meas_all = np.asarray(sp["mode_s"], dtype=float)
+    i0 = windows.seed
+    has_weights = "W_online" in sp and covariances is not None and "Wp" in sp
+    needs_n = loss != "squared" and normalised is None
+    if has_weights:
+        flow = "T1" if loss == "squared" else "N1"
+    else:
+        flow = "T7" if loss == "squared" else "N2"
+    result: dict[str, Any] = {"run": str(run.path), "flow": flow, "loss": loss}
+    # seed: the top modes at the seed record
+    if "mode12_s" in sp:
+        seed = {
+            "s": meas_all[i0],
+            "p": np.asarray(sp["mode12_p"][i0]) if "mode12_p" in sp else None,
+            "tau": np.asarray(sp["mode12_tau"][i0]),
+            "sigma2": np.clip(np.asarray(sp["mode12_sigma2"][i0]), 0.0, None),
+        }
+    else:
+        seed = {
+            "s": meas_all[i0],
+            "p": np.asarray(sp["mode_p"][i0]) if "mode_p" in sp else None,
+            "tau": np.asarray(sp["mode_tau"][i0]),
+            "sigma2": np.zeros(meas_all.shape[1]),
+        }
+    usable = (seed["s"] > 0) & np.isfinite(seed["tau"]) & (h.simsiam | (seed["tau"] > 0))
+    order = np.argsort(-np.where(usable, seed["s"], -np.inf), kind="stable")
+    sel = np.sort(order[: min(TOP_MODES, int(usable.sum()))])
+    meas = meas_all[:, sel]
+    if needs_n:
+        unavailable.append(f"the {flow} flow (theory/normalised.py is not installed)")
+        pred_fn = None
+    elif seed["p"] is None and not has_weights:
+        unavailable.append("the flow (the predictor is not linear: no p_j)")
+        pred_fn = None
+    elif has_weights:
+        rec0 = {k: sp[k][i0] for k in ("W_online", "W_target", "Wp")}
+        W_dense = _matrix_flow(h, rec0, covariances, loss, tt)
+        mu = covariances["mu"]
+        dense = correlation_along(W_dense, covariances["X"] - np.outer(mu, mu))
+        C_flow = correlation_along(_interp(tt, W_dense, t - t[0]), covariances["X"])
+        result["flow_error"] = flow_error(np.asarray(sp["C12"], dtype=float), C_flow)
+        result["flow_error_bound"] = agreement_bound(h.dt, int(run.config["batch_size"]))
+
+        def pred_fn(kappa: float) -> np.ndarray:
+            return _along(bases, _interp(tt, dense, kappa * (t - t[0])))[:, sel]
+    else:
+        one = {k: np.asarray(v)[sel] for k, v in seed.items()}
+        dense = _mode_flow(h, one, loss, tt)
+
+        def pred_fn(kappa: float) -> np.ndarray:
+            return _interp(tt, dense, kappa * (t - t[0]))
+
+    fit, held = windows.fit, windows.held
+    persistence = protocol.persistence_baseline(meas, windows)
+    loglinear = protocol.loglinear_baseline(t, meas, windows)
+    err_p = protocol.shape_error(persistence, meas[held])
+    err_l = protocol.shape_error(loglinear, meas[held])
+    result.update(err_persistence=err_p, err_loglinear=err_l)
+    if pred_fn is not None:
+        (kappa,) = protocol.fit_globals(
+            lambda x: protocol.shape_error(pred_fn(float(x[0]))[fit], meas[fit]),
+            [1.0],
+            [TIME_SCALE_BOUNDS],
+        )
+        pred = pred_fn(float(kappa))
+        err_f = protocol.shape_error(pred[held], meas[held])
+        ref = fit[-1]
+        change_run = protocol.log_shape(meas[-1]) - protocol.log_shape(meas[ref])
+        change_flow = protocol.log_shape(pred[-1]) - protocol.log_shape(pred[ref])
+        result.update(
+            time_scale=float(kappa),
+            err_flow=err_f,
+            err_flow_unfitted=protocol.shape_error(pred_fn(1.0)[held], meas[held]),
+            skill_persistence=protocol.skill(err_f, err_p),
+            skill_loglinear=protocol.skill(err_f, err_l),
+            auc=protocol.grow_shrink_auc(change_flow, change_run),
+        )
+    else:
+        pred = np.full_like(meas, np.nan)
+        for key in ("time_scale", "err_flow", "skill_persistence", "skill_loglinear", "auc"):
+            result[key] = math.nan
+    if "last_gram" in sp and "Wp_gram" in sp:
+        result["identity_error"] = _balance_error(run, h, t - t[0])
+    else:
+        unavailable.append("balance identity (no last-layer Gram / Wp^T Wp records)")
+        result["identity_error"] = math.nan
+    result["trends"] = _trends(sp, C, i0, len(steps) - 1)
+    for key in ("cos_std", "norm_q_cv", "norm_a_cv", "kappa"):
+        result[f"a4_{key}"] = float(np.nanmean(sp[key])) if key in sp else math.nan
+    result["unavailable"] = unavailable
+    result["curves"] = {
+        "steps": steps.tolist(),
+        "fit_end": int(steps[fit[-1]]),
+        "run": protocol.log_shape(meas).tolist(),
+        "flow": protocol.log_shape(pred).tolist() if pred_fn is not None else None,
+    }
+    return result
+
+
+# --------------------------------------------------------------------------- the ladder
+
+
+def summarise(rung: str, results: Sequence[dict[str, Any]], settings: dict[str, Any]):
+    """One rung over seeds: [mean, lo, hi] of each score, agrees by protocol.agrees."""
+    iv = lambda key: protocol.interval([r[key] for r in results])  # noqa: E731
+    out: dict[str, Any] = {"rung": rung, "flow": results[0]["flow"], "seeds": len(results)}
+    for key in (
+        "skill_persistence", "skill_loglinear", "identity_error", "auc", "time_scale",
+        "err_flow", "err_persistence", "err_loglinear", "a4_cos_std", "a4_norm_q_cv",
+        "flow_error", "flow_error_bound",
+    ):  # fmt: skip
+        out[key] = iv(key) if key in results[0] else [math.nan] * 3
+    out["agrees"] = protocol.agrees(out["skill_persistence"], out["skill_loglinear"])
+    trends = {}
+    for name, sign in TREND_SIGNS.items():
+        values = [r["trends"][name] for r in results if name in r.get("trends", {})]
+        if values:
+            trends[name] = {
+                "change": protocol.interval(values),
+                "expected_sign": sign,
+                "fraction_with_sign": float(np.mean(np.sign(values) == sign)),
+            }
+    out["trends"] = trends
+    out["unavailable"] = sorted({u for r in results for u in r["unavailable"]})
+    out["settings"] = settings
+    out["runs"] = [r["run"] for r in results]
+    return out
+
+
+def _markdown(rows: Sequence[dict[str, Any]]) -> str:
+    def f(v):
+        return "nan" if not np.isfinite(v[0]) else f"{v[0]:.3g} [{v[1]:.3g}, {v[2]:.3g}]"
+
+    lines = [
+        "| rung | flow | seeds | skill vs persistence | skill vs log-linear | grow/shrink AUC "
+        "| identity error (T2) | time scale | agrees |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['rung']} | {r['flow']} | {r['seeds']} | {f(r['skill_persistence'])} | "
+            f"{f(r['skill_loglinear'])} | {f(r['auc'])} | {f(r['identity_error'])} | "
+            f"{f(r['time_scale'])} | {'yes' if r['agrees'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "Mean [95 % interval] over seeds. Skill = 1 - err(flow) / err(baseline) on the held-out",
+        "window (RMS of log shape over the top modes); agrees: both intervals above zero.",
+        "Trainable linear predictor on every rung: nothing here is true by construction.",
+    ]
+    for r in rows:
+        for name, tr in r["trends"].items():
+            lines.append(
+                f"- {r['rung']}: [T] Fig. 2 {name} change {f(tr['change'])}, expected sign "
+                f"{tr['expected_sign']:+d}, held in {100 * tr['fraction_with_sign']:.0f}% of seeds"
+            )
+        for u in r["unavailable"]:
+            lines.append(f"- {r['rung']}: unavailable: {u}")
+    return "\n".join(lines) + "\n"
+
+
+def run_ladder(
+    out: str | Path,
+    *,
+    data: str | Path | None = None,
+    rungs: Sequence[str] = RUNGS,
+    seeds: int = 1,
+    steps: int = 300,
+    limit: int | None = None,
+    width: int = 8,
+    views: int = 8,
+    log=print,
+) -> list[dict[str, Any]]:
+    """Train every rung over ``seeds`` seeds into OUT/runs/, assess each run, write
+    OUT/ladder.json, OUT/ladder.md and OUT/ladder.png; returns the per-rung summaries."""
+    from omegaconf import OmegaConf
+
+    from linear_ssl.figures import ladder as ladder_figure
+    from linear_ssl.plots import save_figure
+    from linear_ssl.train import train
+    from linear_ssl.train.augment import build_augment
+    from linear_ssl.train.config import load_config
+    from linear_ssl.train.data import dataset_stats, load_dataset, subset
+
+    bad = [r for r in rungs if r not in RUNGS]
+    if bad or not rungs:
+        raise ValueError(f"--rungs {','.join(rungs)} is invalid: use some of {','.join(RUNGS)}")
+    if seeds < 1 or steps < 3:
+        raise ValueError(f"--seeds {seeds} / --steps {steps}: need seeds >= 1 and steps >= 3")
+    out = Path(out)
+    rows = []
+    covariances = None
+    for rung in rungs:
+        results, settings = [], None
+        for seed in range(seeds):
+            run_dir = out / "runs" / f"{rung}-seed{seed}"
+            cfg = rung_config(
+                rung, data=data, steps=steps, seed=seed, run_dir=run_dir, limit=limit, width=width
+            )
+            cfg = load_config(None, cfg)
+            settings = settings or OmegaConf.to_container(cfg, resolve=True)
+            if cfg.model.arch == "linear" and covariances is None:
+                d = cfg.data
+                images = subset(load_dataset(d.name, d.root, "train").images, d.limit)
+                mean, std = dataset_stats(d.name)
+                augment = build_augment(cfg.augment.recipe, cfg.augment.image_size, mean, std)
+                covariances = measure_covariances(images, augment, cfg.model.pixels, views)
+            log(f"ladder: {rung} seed {seed} -> {run_dir}")
+            train(cfg)
+            if cfg.model.arch == "linear":
+                np.savez(run_dir / COVARIANCES_FILE, **covariances)
+            results.append(assess_run(run_dir))
+        rows.append(summarise(rung, results, settings))
+        rows[-1]["curves"] = results[0]["curves"]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "ladder.json", json.dumps(rows, indent=1, default=float) + "\n")
+    atomic_write_text(out / "ladder.md", _markdown(rows))
+    save_figure(ladder_figure.draw(ladder_figure.data(rows)), out, "ladder")
+    return rows
+
+
+def ladder_cli(args) -> int:
+    """``linear-ssl ladder``: run_ladder from parsed arguments; prints the table."""
+    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
+    if args.data is not None and not Path(args.data).exists():
+        raise FileNotFoundError(f"--data {args.data} does not exist: an ImageFolder dir or zip")
+    rows = run_ladder(
+        args.out, data=args.data, rungs=rungs, seeds=args.seeds, steps=args.steps,
+        limit=args.limit, width=args.width, log=lambda m: print(m, file=sys.stderr),
+    )  # fmt: skip
+    print(_markdown(rows))
+    print(f"wrote {Path(args.out) / 'ladder.json'}, ladder.md, ladder.png")
+    return 0

@@ -101,7 +101,7 @@ def test_main_job_end_to_end(tmp_path, capsys):
     assert len(list(out.glob("*.png"))) == 8
     assert (out / "run" / "run_overlay.png").stat().st_size > 0
     run = load_run(run_dir)
-    assert list(run.spectra.steps) == [4, 8, 12]
+    assert list(run.spectra.steps) == [0, 4, 8, 12]
     # the trainer wrote the method class's facts: BYOL has an EMA target, N1's c_L = 4
     assert run.config["method_facts"] == {
         "name": "byol", "ema_target": True, "loss": "cosine", "c_loss": 4.0

@@ -32,7 +32,7 @@ def test_directpred_record_matches_R1_and_commutes_with_F_hat(tmp_path):
     trainer = Trainer(cfg, tmp_path)
     trainer.fit()
     run = load_run(tmp_path)
-    assert run.spectra.steps.tolist() == [3, 6]
+    assert run.spectra.steps.tolist() == [0, 3, 6]  # theory.md section 8: a record at step 0
     rec = run.spectra.at(6)
     s = rec["mode_s"]
     np.testing.assert_allclose(np.sort(s)[::-1], rec["F_eigvals"], rtol=1e-10)
@@ -77,7 +77,7 @@ def test_a_record_written_a_step_later_holds_its_own_step(tmp_path):
         cfg = load_config(None, [*TINY, f"max_steps={steps}", "record.every=2"])
         Trainer(cfg, tmp_path / str(steps)).fit()
         runs[steps] = load_run(tmp_path / str(steps)).spectra
-    assert runs[5].steps.tolist() == [2, 4]
+    assert runs[5].steps.tolist() == [0, 2, 4]
     early, late = runs[2].at(2), runs[5].at(2)
     assert early.keys() == late.keys() and "mode_p" in early
     for name in early:

@@ -1,5 +1,5 @@
-"""The `linear-ssl` command: simulate | train | status | eval | figures | compare | main |
-convert-checkpoint.
+"""The `linear-ssl` command: simulate | train | status | eval | figures | compare | ladder |
+main | convert-checkpoint.
 
 Each subcommand imports what it needs when it runs, so the theory subcommands work
 without the torch extra.
@@ -151,21 +151,22 @@ def _ladder(args: argparse.Namespace) -> int:
 
 
 def _main_job(args: argparse.Namespace) -> int:
-    """The newcomer's main job: theory figures, a short DirectPred run, its overlay."""
-    from linear_ssl.bridge import compare_run
-    from linear_ssl.figures import run_figures, theory_figures
-    from linear_ssl.train import train_from_cli
+    """The newcomer's main job: theory figures, then theory.md section 8's ladder on the
+    embedded data (every rung against its flow), with a verdict per rung."""
+    from linear_ssl.bridge.ladder import run_ladder, verdicts
+    from linear_ssl.figures import theory_figures
 
     out = Path(args.out)
-    print("1/3 theory figures ([T] Figs. 3-5, 7-10, [E] Fig. 2 analogue)")
+    print("1/2 theory figures ([T] Figs. 3-5, 7-10, [E] Fig. 2 analogue)")
     theory_figures(out_dir=out, fast=args.fast)
-    print("2/3 BYOL + DirectPred on the embedded CIFAR-10 subset, recording spectra")
-    overrides = [*([f"run_dir={args.run_dir}"] if args.run_dir else []), *args.overrides]
-    run_dir = train_from_cli("smoke", overrides)
-    print(f"3/3 the T7 flow seeded from {run_dir}, drawn over what it measured")
-    print(compare_run(run_dir).to_markdown())
-    run_figures(run_dir, out / "run")
-    print(f"figures in {out}/ (the overlay: {out / 'run' / 'run_overlay.png'}), run in {run_dir}/")
+    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
+    print(f"2/2 the agreement ladder on the embedded CIFAR-10 subset: {', '.join(rungs)}")
+    rows = run_ladder(
+        out / "ladder", rungs=rungs, seeds=args.seeds, steps=args.steps, limit=args.limit,
+        log=lambda m: print(m, file=sys.stderr),
+    )  # fmt: skip
+    print("\n".join(verdicts(rows)))
+    print(f"figures in {out}/ (the ladder: {out / 'ladder' / 'ladder.png'})")
     return 0
 
 
@@ -272,13 +273,13 @@ def _build_parser() -> argparse.ArgumentParser:
     lad.add_argument("--width", type=int, default=8, help="ResNet width of rung 4")
     lad.set_defaults(func=_ladder)
 
-    job = sub.add_parser("main", help="theory figures + a short DirectPred run + its overlay")
+    job = sub.add_parser("main", help="theory figures + the agreement ladder on the embedded data")
     job.add_argument("--out", type=Path, default=Path("paper_figures/out"))
-    job.add_argument(
-        "--run-dir", type=Path, default=None, help="default: a new runs/smoke-DATE-TIME folder"
-    )
     job.add_argument("--fast", action="store_true", help="smaller theory grids")
-    job.add_argument("overrides", nargs="*", help="overrides of the smoke config")
+    job.add_argument("--rungs", default="linear,linear-cosine,mlp,resnet")
+    job.add_argument("--seeds", type=int, default=2)
+    job.add_argument("--steps", type=int, default=150)
+    job.add_argument("--limit", type=int, default=2000, help="training images per rung")
     job.set_defaults(func=_main_job)
     return parser
 

@@ -87,26 +87,18 @@ def test_compare_on_a_folder_without_a_run_fails_cleanly(tmp_path, capsys):
 
 
 def test_main_job_end_to_end(tmp_path, capsys):
-    """The README's main job, shortened: theory figures, a DirectPred run on the embedded
-    data with spectra, the agreement table and the run figures."""
-    out, run_dir = tmp_path / "figs", tmp_path / "run"
-    short = [
-        "max_steps=12",
-        "model.width=4",
-        "batch_size=32",
-        "record.every=4",
-        "record.log_every=4",
-    ]
-    assert main(["main", "--fast", "--out", str(out), "--run-dir", str(run_dir), *short]) == 0
+    """The README's main job, shortened: theory figures, then the ladder (rung 1 and the
+    ResNet rung, one seed) on the embedded data, a verdict per rung and the figure."""
+    out = tmp_path / "figs"
+    args = ["--rungs", "linear,resnet", "--seeds", "1", "--steps", "12", "--limit", "256"]
+    assert main(["main", "--fast", "--out", str(out), *args]) == 0
     assert len(list(out.glob("*.png"))) == 8
-    assert (out / "run" / "run_overlay.png").stat().st_size > 0
+    assert (out / "ladder" / "ladder.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "linear (T1, 1 seeds): does not agree" in printed  # one seed: no interval
+    run_dir = out / "ladder" / "runs" / "resnet-seed0"
     run = load_run(run_dir)
-    assert list(run.spectra.steps) == [0, 4, 8, 12]
-    # the trainer wrote the method class's facts: BYOL has an EMA target, N1's c_L = 4
-    assert run.config["method_facts"] == {
-        "name": "byol", "ema_target": True, "loss": "cosine", "c_loss": 4.0
-    }  # fmt: skip
-    assert "err_s_median" in capsys.readouterr().out
+    assert list(run.spectra.steps) == list(range(13))  # a record at step 0, then every step
     # `linear-ssl eval RUN`: linear probe + kNN of the run's backbone into RUN/eval.json
     assert main(["eval", str(run_dir), "--probe-epochs", "2", "--knn-k", "5"]) == 0
     results = load_run(run_dir).eval

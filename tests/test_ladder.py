@@ -11,8 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
-from linear_ssl.bridge import ladder, protocol
-from linear_ssl.compare import aligned_init, write_linear_run
+from linear_ssl.bridge import aligned_init, ladder, protocol, write_linear_run
 from linear_ssl.diagnostics import EigenTracker
 from linear_ssl.theory import Hyper, matrix, sgd
 from linear_ssl.train.recorder import WindowEstimate, window_record
@@ -204,3 +203,17 @@ def test_ladder_rung1_end_to_end_writes_the_contract(tmp_path):
     assert row["settings"]["method"]["loss"] == "squared"
     assert row["flow_error"][0] < 1.0
     assert (out / "ladder.md").is_file() and (out / "ladder.png").is_file()
+
+
+def test_closed_form_runs_say_their_agreement_is_built_in():
+    """theory.md section 8: DirectPred's symmetry, alignment and parabola hold by
+    construction, and every figure or table showing them says so."""
+    from types import SimpleNamespace
+
+    from linear_ssl.bridge.protocol import by_construction
+
+    directpred = SimpleNamespace(
+        config={"predictor": {"kind": "closed_form", "rule": "directpred"}}
+    )
+    assert "BY CONSTRUCTION" in by_construction(directpred)
+    assert by_construction(SimpleNamespace(config={"predictor": {"kind": "linear"}})) == ""

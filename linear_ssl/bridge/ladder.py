@@ -48,10 +48,12 @@ __all__ = [
     "correlation_along",
     "flow_error",
     "ladder_cli",
+    "markdown",
     "measure_covariances",
     "rung_config",
     "run_ladder",
     "summarise",
+    "verdicts",
 ]
 
 COVARIANCES_FILE = "data_covariances.npz"
@@ -462,7 +464,29 @@ def summarise(rung: str, results: Sequence[dict[str, Any]], settings: dict[str, 
     return out
 
 
-def _markdown(rows: Sequence[dict[str, Any]]) -> str:
+def verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One plain sentence per rung: what agrees and what does not, and why not."""
+
+    def f(v):
+        return "nan" if not np.isfinite(v[0]) else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
+
+    lines = []
+    for r in rows:
+        head = f"{r['rung']} ({r['flow']}, {r['seeds']} seeds): "
+        if not np.isfinite(r["skill_persistence"][0]):
+            why = "; ".join(r["unavailable"]) or "no flow"
+            lines.append(head + f"not scored ({why})")
+            continue
+        verdict = "AGREES" if r["agrees"] else "does not agree"
+        lines.append(
+            head + f"{verdict}: skill vs persistence {f(r['skill_persistence'])}, vs "
+            f"log-linear {f(r['skill_loglinear'])}, balance identity error "
+            f"{f(r['identity_error'])}"
+        )
+    return lines
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
     def f(v):
         return "nan" if not np.isfinite(v[0]) else f"{v[0]:.3g} [{v[1]:.3g}, {v[2]:.3g}]"
 
@@ -511,7 +535,7 @@ def run_ladder(
     from omegaconf import OmegaConf
 
     from linear_ssl.figures import ladder as ladder_figure
-    from linear_ssl.plots import save_figure
+    from linear_ssl.figures.style import save_figure
     from linear_ssl.train import train
     from linear_ssl.train.augment import build_augment
     from linear_ssl.train.config import load_config
@@ -549,7 +573,7 @@ def run_ladder(
         rows[-1]["curves"] = results[0]["curves"]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "ladder.json", json.dumps(rows, indent=1, default=float) + "\n")
-    atomic_write_text(out / "ladder.md", _markdown(rows))
+    atomic_write_text(out / "ladder.md", markdown(rows))
     save_figure(ladder_figure.draw(ladder_figure.data(rows)), out, "ladder")
     return rows
 
@@ -563,6 +587,6 @@ def ladder_cli(args) -> int:
         args.out, data=args.data, rungs=rungs, seeds=args.seeds, steps=args.steps,
         limit=args.limit, width=args.width, log=lambda m: print(m, file=sys.stderr),
     )  # fmt: skip
-    print(_markdown(rows))
+    print(markdown(rows))
     print(f"wrote {Path(args.out) / 'ladder.json'}, ladder.md, ladder.png")
     return 0

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_FITTED",
     "Windows",
     "agrees",
+    "by_construction",
     "fit_globals",
     "grow_shrink_auc",
     "interval",
@@ -168,3 +169,18 @@ def agrees(skill_persistence: Sequence[float], skill_loglinear: Sequence[float])
     """theory.md section 8: the flow agrees only where the interval's lower end of the
     skill against both baselines is above zero."""
     return bool(skill_persistence[1] > 0 and skill_loglinear[1] > 0)
+
+
+def by_construction(run) -> str:
+    """theory.md section 8: the note a figure or table of a closed-form run carries, or "".
+
+    With R1/R2 (DirectPred, DirectSet, DirectCopy) Wp is a symmetric function of F_hat: its
+    symmetry, its alignment with F_hat and (R1) the parabola s ~ p^2 hold by construction
+    and prove nothing about the dynamics."""
+    pred = run.config.get("predictor") or {}
+    if pred.get("kind") != "closed_form":
+        return ""
+    return (
+        f"\n(closed-form {pred.get('rule', '?')}: Wp's symmetry, its alignment with F_hat "
+        "and s ∝ p² hold BY CONSTRUCTION, not as evidence)"
+    )

@@ -90,7 +90,7 @@ def test_main_job_end_to_end(tmp_path, capsys):
     """The README's main job, shortened: theory figures, then the ladder (rung 1 and the
     ResNet rung, one seed) on the embedded data, a verdict per rung and the figure."""
     out = tmp_path / "figs"
-    args = ["--rungs", "linear,resnet", "--seeds", "1", "--steps", "12", "--limit", "256"]
+    args = ["--rungs", "linear,resnet", "--seeds", "1", "--steps", "6", "--limit", "256"]
     assert main(["main", "--fast", "--out", str(out), *args]) == 0
     assert len(list(out.glob("*.png"))) == 8
     assert (out / "ladder" / "ladder.png").stat().st_size > 0
@@ -98,7 +98,7 @@ def test_main_job_end_to_end(tmp_path, capsys):
     assert "linear (T1, 1 seeds): does not agree" in printed  # one seed: no interval
     run_dir = out / "ladder" / "runs" / "resnet-seed0"
     run = load_run(run_dir)
-    assert list(run.spectra.steps) == list(range(13))  # a record at step 0, then every step
+    assert list(run.spectra.steps) == list(range(7))  # a record at step 0, then every step
     # `linear-ssl eval RUN`: linear probe + kNN of the run's backbone into RUN/eval.json
     assert main(["eval", str(run_dir), "--probe-epochs", "2", "--knn-k", "5"]) == 0
     results = load_run(run_dir).eval

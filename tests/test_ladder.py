@@ -217,3 +217,31 @@ def test_closed_form_runs_say_their_agreement_is_built_in():
     )
     assert "BY CONSTRUCTION" in by_construction(directpred)
     assert by_construction(SimpleNamespace(config={"predictor": {"kind": "linear"}})) == ""
+
+
+def test_linear_encoder_with_squared_loss_has_t1s_gradient():
+    """model.arch=linear, method.loss=squared: the trainer's loss is T1's J (the mean of
+    the two symmetric terms), so its autograd gradient equals theory.sgd's closed form."""
+    from linear_ssl.train.config import load_config
+    from linear_ssl.train.loop import build_model
+    from linear_ssl.train.nets import pixel_features
+
+    cfg = load_config(
+        None,
+        ["model.arch=linear", "model.pixels=4", "model.projector_out=6", "method.loss=squared",
+         "predictor.kind=linear"],
+    )  # fmt: skip
+    method = build_model(cfg).double()
+    torch.manual_seed(0)
+    v1, v2 = torch.randn(2, 32, 3, 4, 4, dtype=torch.float64)
+    out = method(v1, v2)
+    out.loss.backward()
+    W = method.backbone.weight.detach().numpy()
+    Wp = method.predictor.matrix.detach().numpy()
+    Wa = method.target_backbone.weight.detach().numpy()
+    x1, x2 = (pixel_features(v, 4).numpy()[None] for v in (v1, v2))
+    gW1, gWp1 = sgd._gradients(W[None], Wp[None], Wa[None], x1, x2)
+    gW2, gWp2 = sgd._gradients(W[None], Wp[None], Wa[None], x2, x1)
+    np.testing.assert_allclose(method.backbone.weight.grad.numpy(), (gW1 + gW2)[0] / 2, rtol=1e-10)
+    grad_wp = method.predictor.net.weight.grad.numpy()
+    np.testing.assert_allclose(grad_wp, (gWp1 + gWp2)[0] / 2, rtol=1e-10)

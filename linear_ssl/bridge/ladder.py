@@ -286,6 +286,17 @@ def _trends(sp, C: np.ndarray | None, first: int, last: int) -> dict[str, float]
     return {k: b[k] - a[k] for k in a}
 
 
+def _window_steps(run: Run, steps: np.ndarray) -> np.ndarray:
+    """The step each record's window estimate stands for: the mean over the batches of
+    steps r - k + 1 .. r is C at the window's middle, r - (k - 1) / 2, to second order (the
+    step-0 record is at fixed weights). Records without a window: their own steps."""
+    if "mode12_s" not in run.spectra:
+        return steps.astype(float)
+    record = run.config.get("record") or {}
+    k = min(int(record.get("batches", 8)), int(record.get("every", 1)) or 1)
+    return np.where(steps > 0, steps - (k - 1) / 2, 0.0)
+
+
 def _loss_of(config: dict[str, Any]) -> str:
     """method.loss; before it existed the trainer ran the normalised loss and
     ``compare.write_linear_run`` the squared error (theory.linear_model)."""
@@ -317,7 +328,7 @@ def assess_run(
             covariances = {k: npz[k] for k in npz.files}
     h = run.hyper()
     steps = np.asarray(sp.steps)
-    t = h.time_of_step(steps.astype(float))
+    t = h.time_of_step(_window_steps(run, steps))
     loss = _loss_of(run.config)
     unavailable: list[str] = []
     if steps[0] != 0:

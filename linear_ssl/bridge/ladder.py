@@ -392,8 +392,15 @@ def assess_run(
         def pred_fn(kappa: float) -> np.ndarray:
             return _along(bases, _interp(tt, dense, kappa * (t - t[0])))[:, sel]
     else:
-        one = {k: np.asarray(v)[sel] for k, v in seed.items()}
-        dense = _mode_flow(h, one, loss, tt)
+        # every usable mode enters the flow (N2's modes share its mean field), top ones scored
+        every = np.flatnonzero(usable)
+        if loss != "squared" and "N_q" in sp:  # A4's N_q from the modes, against the measured
+            nq = normalised.mode_scalars(
+                *(np.asarray(seed[k])[every] for k in ("p", "s", "tau", "sigma2"))
+            )
+            result["seed_Nq_modes_over_measured"] = float(nq.N_q / float(sp["N_q"][i0]))
+        dense = _mode_flow(h, {k: np.asarray(v)[every] for k, v in seed.items()}, loss, tt)
+        dense = dense[:, np.searchsorted(every, sel)]
 
         def pred_fn(kappa: float) -> np.ndarray:
             return _interp(tt, dense, kappa * (t - t[0]))

@@ -102,6 +102,6 @@ def test_main_job_end_to_end(tmp_path, capsys):
     # `linear-ssl eval RUN`: linear probe + kNN of the run's backbone into RUN/eval.json
     assert main(["eval", str(run_dir), "--probe-epochs", "2", "--knn-k", "5"]) == 0
     results = load_run(run_dir).eval
-    assert results["step"] == 12 and results["probe_per_epoch"][-1] == results["probe_final"]
+    assert results["step"] == 6 and results["probe_per_epoch"][-1] == results["probe_final"]
     assert 0.0 <= results["probe_final"] <= 100.0 and 0.0 <= results["knn"] <= 100.0
     assert f"linear probe {results['probe_final']:.2f}%" in capsys.readouterr().out

@@ -59,7 +59,7 @@ __all__ = [
 COVARIANCES_FILE = "data_covariances.npz"
 RUNGS = ("linear", "linear-cosine", "mlp", "resnet")
 TOP_MODES = 8
-TIME_SCALE_BOUNDS = (0.2, 5.0)
+TIME_SCALE_BOUNDS = (0.25, 4.0)
 C_LOSS = 4.0  # the trainer's normalised loss: two -2 cos terms summed (N1's c_L)
 _LOSS = {"linear": "squared", "linear-cosine": "normalised", "mlp": "normalised"}
 

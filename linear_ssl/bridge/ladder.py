@@ -465,6 +465,7 @@ def summarise(rung: str, results: Sequence[dict[str, Any]], settings: dict[str, 
         "flow_error", "flow_error_bound",
     ):  # fmt: skip
         out[key] = iv(key) if key in results[0] else [math.nan] * 3
+    out["flow_blew_up"] = int(sum(r["err_flow"] == math.inf for r in results))  # seeds
     out["agrees"] = protocol.agrees(out["skill_persistence"], out["skill_loglinear"])
     trends = {}
     for name, sign in TREND_SIGNS.items():
@@ -493,6 +494,8 @@ def verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
         head = f"{r['rung']} ({r['flow']}, {r['seeds']} seeds): "
         if not np.isfinite(r["skill_persistence"][0]):
             why = "; ".join(r["unavailable"]) or "no flow"
+            if r.get("flow_blew_up"):
+                why = f"the flow blew up from the seed in {r['flow_blew_up']} of {r['seeds']} seeds"
             lines.append(head + f"not scored ({why})")
             continue
         verdict = "AGREES" if r["agrees"] else "does not agree"

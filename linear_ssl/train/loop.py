@@ -388,7 +388,7 @@ class Trainer:
                 out = self.model(*views)
             self.recorder.window.add(
                 out.z1, out.z2, out.t1, out.t2,
-                self.method.predictor(out.z1), self.method.predictor(out.z2),
+                self.method.predictor(out.z1.float()), self.method.predictor(out.z2.float()),
             )  # fmt: skip
         _set_rng_state(rng)
         if out is not None:  # F_hat's arrays from the last batch alone; the estimate stays fresh

@@ -228,8 +228,8 @@ class Recorder:
         outputs, for A4)."""
         self.estimate.update([out.z1, out.z2], [out.t1, out.t2])
         if step is not None and method is not None and self.in_window(step):
-            with torch.no_grad():
-                q1, q2 = method.predictor(out.z1), method.predictor(out.z2)
+            with torch.no_grad():  # float32: under bf16 autocast z is bf16, Wp float32
+                q1, q2 = method.predictor(out.z1.float()), method.predictor(out.z2.float())
             self.window.add(out.z1, out.z2, out.t1, out.t2, q1, q2)
 
     @staticmethod

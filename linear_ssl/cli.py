@@ -143,11 +143,30 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ladder_figure(rows: list, out: Path) -> Path:
+    """OUT/ladder.png: one panel per rung, flow over run (figures.ladder)."""
+    from linear_ssl.figures import ladder as ladder_figure
+    from linear_ssl.figures.style import save_figure
+
+    save_figure(ladder_figure.draw(ladder_figure.data(rows)), out, "ladder")
+    return out / "ladder.png"
+
+
 def _ladder(args: argparse.Namespace) -> int:
     """theory.md section 8's agreement ladder: train the rungs, score them, write the table."""
-    from linear_ssl.bridge.ladder import ladder_cli
+    from linear_ssl.bridge.ladder import markdown, run_ladder
 
-    return ladder_cli(args)
+    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
+    if args.data is not None and not Path(args.data).exists():
+        raise FileNotFoundError(f"--data {args.data} does not exist: an ImageFolder dir or zip")
+    rows = run_ladder(
+        args.out, data=args.data, rungs=rungs, seeds=args.seeds, steps=args.steps,
+        limit=args.limit, width=args.width, log=lambda m: print(m, file=sys.stderr),
+    )  # fmt: skip
+    _ladder_figure(rows, Path(args.out))
+    print(markdown(rows))
+    print(f"wrote {Path(args.out) / 'ladder.json'}, ladder.md, ladder.png")
+    return 0
 
 
 def _main_job(args: argparse.Namespace) -> int:
@@ -165,8 +184,9 @@ def _main_job(args: argparse.Namespace) -> int:
         out / "ladder", rungs=rungs, seeds=args.seeds, steps=args.steps, limit=args.limit,
         log=lambda m: print(m, file=sys.stderr),
     )  # fmt: skip
+    figure = _ladder_figure(rows, out / "ladder")
     print("\n".join(verdicts(rows)))
-    print(f"figures in {out}/ (the ladder: {out / 'ladder' / 'ladder.png'})")
+    print(f"figures in {out}/ (the ladder: {figure})")
     return 0
 
 

@@ -13,7 +13,8 @@ were measured; otherwise the mode flow T7 / N2 from the centred C12, C11, C_to r
 one global number (a time scale on T1's clock) is fitted on the early window and frozen,
 and the later window is predicted; skills against persistence and log-linear
 extrapolation, the grow/shrink AUC, the balance identity (T2) and [T] Fig. 2's trends are
-reported. ``run_ladder`` trains the rungs over seeds and writes ladder.json / .md / .png.
+reported. ``run_ladder`` trains the rungs over seeds and writes ladder.json / .md (the CLI draws
+ladder.png from its rows with ``figures.ladder``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,6 @@ __all__ = [
     "agreement_bound",
     "correlation_along",
     "flow_error",
-    "ladder_cli",
     "markdown",
     "measure_covariances",
     "rung_config",
@@ -552,11 +551,10 @@ def run_ladder(
     log=print,
 ) -> list[dict[str, Any]]:
     """Train every rung over ``seeds`` seeds into OUT/runs/, assess each run, write
-    OUT/ladder.json, OUT/ladder.md and OUT/ladder.png; returns the per-rung summaries."""
+    OUT/ladder.json and OUT/ladder.md; returns the per-rung summaries (what
+    ``figures.ladder`` draws: the CLI writes OUT/ladder.png from them)."""
     from omegaconf import OmegaConf
 
-    from linear_ssl.figures import ladder as ladder_figure
-    from linear_ssl.figures.style import save_figure
     from linear_ssl.train import train
     from linear_ssl.train.augment import build_augment
     from linear_ssl.train.config import load_config
@@ -595,19 +593,4 @@ def run_ladder(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "ladder.json", json.dumps(rows, indent=1, default=float) + "\n")
     atomic_write_text(out / "ladder.md", markdown(rows))
-    save_figure(ladder_figure.draw(ladder_figure.data(rows)), out, "ladder")
     return rows
-
-
-def ladder_cli(args) -> int:
-    """``linear-ssl ladder``: run_ladder from parsed arguments; prints the table."""
-    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
-    if args.data is not None and not Path(args.data).exists():
-        raise FileNotFoundError(f"--data {args.data} does not exist: an ImageFolder dir or zip")
-    rows = run_ladder(
-        args.out, data=args.data, rungs=rungs, seeds=args.seeds, steps=args.steps,
-        limit=args.limit, width=args.width, log=lambda m: print(m, file=sys.stderr),
-    )  # fmt: skip
-    print(markdown(rows))
-    print(f"wrote {Path(args.out) / 'ladder.json'}, ladder.md, ladder.png")
-    return 0

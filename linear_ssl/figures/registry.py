@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 
 from linear_ssl.figures import (
     e_fig2_polar_distance,
+    jepa_critical_times,
+    rl_subspace,
     run_e_fig1,
     run_e_fig3,
     run_overlay,
@@ -82,6 +84,11 @@ FIGURES: dict[str, FigureSpec] = {
     "e_fig2_polar_distance": FigureSpec(
         e_fig2_polar_distance, fast=dict(betas=(0.03, 0.3, 3.0), runs=2)
     ),
+    # theory.md section 9
+    "s_rl_subspace_distance": FigureSpec(
+        rl_subspace, fast=dict(n=8, k=2, inits=3, t_end=200.0, points=9)
+    ),
+    "j_jepa_critical_times": FigureSpec(jepa_critical_times, fast=dict(grid=6, points=300)),
     "run_t_fig2": FigureSpec(run_t_fig2, runs=1),
     "run_t_fig6": FigureSpec(run_t_fig6, runs="many"),
     "run_e_fig1": FigureSpec(run_e_fig1, runs=1),

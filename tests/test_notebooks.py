@@ -211,3 +211,29 @@ def test_03_closed_form_predictors_R1_state_and_E1_E3(tmp_path, kernel_env, monk
     assert summary["lrp_scale"] == pytest.approx(expected_scale, rel=1e-3)
     alive = summary["alive"]
     assert alive["directcopy eps=0 (R2)"] < alive["directcopy eps=0.1 (R2)"]
+
+
+def test_05_beyond_byol_S3_S5_S9_J4(tmp_path, kernel_env, monkeypatch):
+    """S3-S5: Gram conserved, the PSD flow ends on the top-k eigen-subspace with
+    ||Phi^T T Phi||^2 = the top-k sum of squared eigenvalues (recomputed here); S5's stable
+    spans and more than one reached; S6 shrinks; S9 exact; J4: the learning orders by
+    lambda (MAE, shallow JEPA) and by rho (deep JEPA), and the eps -> 0 form."""
+    from linear_ssl.theory import rl
+
+    nb, summary = execute("05_beyond_byol.ipynb", tmp_path, kernel_env, monkeypatch)
+    assert images(nb) >= 4
+    T = rl.random_mdp(summary["n"], "symmetric_psd", seed=summary["seed"])
+    top = np.sort(np.linalg.eigvalsh(T))[::-1][: summary["k"]]
+    np.testing.assert_allclose(summary["final_trace"], np.sum(top**2), rtol=1e-6)
+    assert summary["gram_drift"] < 1e-6 and summary["final_distance"] < 1e-4
+    w = np.linalg.eigvalsh(rl.symmetric_matrix([1.0, 0.8, 0.5, 0.3, 0.1, -0.2, -0.6, -0.9], 1))
+    assert summary["stable_spans"] == [list(s) for s in rl.stable_spans(w, 2)]
+    assert len(summary["reached"]) >= 2
+    assert summary["norm_ratio_no_stopgrad"] < 0.95
+    assert summary["variance_identity_error"] < 1e-12
+    lam, rho = np.array([1.0, 1.3, 1.6, 1.9]), np.array([1.0, 0.85, 0.7, 0.6])
+    orders = summary["orders"]
+    assert orders["mae5"] == orders["jepa1"] == np.argsort(-lam).tolist()
+    assert orders["jepa5"] == np.argsort(-rho).tolist()
+    np.testing.assert_allclose(summary["asymptotic_ratio"], 1.0, atol=1e-3)
+    assert summary["flow_vs_closed_form"] < 1e-2

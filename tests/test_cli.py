@@ -8,6 +8,7 @@ import pytest
 
 from linear_ssl import bridge
 from linear_ssl.cli import main
+from linear_ssl.plots import THEORY_FIGURES
 from linear_ssl.runs import load_run
 from linear_ssl.theory import Hyper, modes
 
@@ -53,7 +54,7 @@ def test_figures_and_compare_on_a_linear_run(linear_run, tmp_path, capsys):
     out = tmp_path / "figs"
     assert main(["figures", "--fast", "--out", str(out), "--run", str(linear_run)]) == 0
     theory = sorted(p.name for p in out.glob("*.png"))
-    assert len(theory) == 8 and all((out / n).stat().st_size > 0 for n in theory)
+    assert len(theory) == len(THEORY_FIGURES) and all((out / n).stat().st_size > 0 for n in theory)
     assert (out / linear_run.name / "run_overlay.png").stat().st_size > 0
     capsys.readouterr()
     assert main(["compare", str(linear_run), "--out", str(tmp_path / "cmp")]) == 0
@@ -92,7 +93,7 @@ def test_main_job_end_to_end(tmp_path, capsys):
     out = tmp_path / "figs"
     args = ["--rungs", "linear,resnet", "--seeds", "1", "--steps", "6", "--limit", "256"]
     assert main(["main", "--fast", "--out", str(out), *args]) == 0
-    assert len(list(out.glob("*.png"))) == 8
+    assert len(list(out.glob("*.png"))) == len(THEORY_FIGURES)
     assert (out / "ladder" / "ladder.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert "linear (T1, 1 seeds): does not agree" in printed  # one seed: no interval

@@ -26,7 +26,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import ortho_group
 
 from linear_ssl.theory.solvers import (
     DEFAULT_MAX_STEPS,
@@ -98,6 +97,12 @@ def _stack_shape(value) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- S1-S6
 
 
+def _solve_predictor(Phi: np.ndarray, T_target: np.ndarray) -> np.ndarray:
+    """S1's normal equations: (Phi^T Phi)^-1 Phi^T (T Phi_target), over leading axes."""
+    Phi_t = np.swapaxes(Phi, -1, -2)
+    return np.linalg.solve(Phi_t @ Phi, Phi_t @ T_target)
+
+
 def optimal_predictor(T: ArrayLike, Phi: ArrayLike, target: ArrayLike | None = None):
     """S1: P* = (Phi^T Phi)^-1 Phi^T T Phi_target, the minimiser of ||Phi P - T Phi_target||.
 
@@ -105,14 +110,14 @@ def optimal_predictor(T: ArrayLike, Phi: ArrayLike, target: ArrayLike | None = N
     """
     Phi = np.asarray(Phi, dtype=float)
     target = Phi if target is None else np.asarray(target, dtype=float)
-    Phi_t = np.swapaxes(Phi, -1, -2)
-    return np.linalg.solve(Phi_t @ Phi, Phi_t @ (np.asarray(T, dtype=float) @ target))
+    return _solve_predictor(Phi, np.asarray(T, dtype=float) @ target)
 
 
-def _prediction_flow(T, Phi, target, P=None):
+def _prediction_flow(T, Phi, target):
     """S2's -(Phi P - T target) P^T at P = P* (S1), with the residual E = Phi P - T target."""
-    P = optimal_predictor(T, Phi, target) if P is None else P
-    E = Phi @ P - T @ target
+    T_target = T @ target
+    P = _solve_predictor(Phi, T_target)
+    E = Phi @ P - T_target
     return -E @ np.swapaxes(P, -1, -2), E
 
 
@@ -158,7 +163,7 @@ def trace_objective_rate(T: ArrayLike, Phi: ArrayLike) -> np.ndarray:
     Phi_t = np.swapaxes(Phi, -1, -2)
     G, TPhi = Phi_t @ Phi, T @ Phi
     M = Phi_t @ TPhi
-    residual = TPhi - Phi @ np.linalg.solve(G, M)  # (I - Pi) T Phi
+    residual = TPhi - Phi @ _solve_predictor(Phi, TPhi)  # (I - Pi) T Phi = -(S1's residual)
     B = np.swapaxes(residual, -1, -2) @ residual
     return 4.0 * np.trace(np.linalg.solve(G, M @ B @ M), axis1=-2, axis2=-1)
 
@@ -484,11 +489,16 @@ def integrate_actions(
 
 
 def symmetric_matrix(eigvals: ArrayLike, seed: int = 0) -> np.ndarray:
-    """A symmetric T = Q diag(eigvals) Q^T with a Haar-random orthogonal Q (for S5)."""
+    """A symmetric T = Q diag(eigvals) Q^T with a Haar-random orthogonal Q (for S5).
+
+    Q is the QR factor of a Gaussian matrix with R's diagonal made positive (Haar; not
+    scipy.stats.ortho_group, whose import probes for torch: theory/ must import without it).
+    """
     lam = np.asarray(eigvals, dtype=float)
     if lam.ndim != 1 or lam.size < 2:
         raise ValueError("eigvals must be a 1-D array of at least 2 eigenvalues")
-    Q = ortho_group.rvs(lam.size, random_state=seed)
+    Q, R = np.linalg.qr(np.random.default_rng(seed).normal(size=(lam.size, lam.size)))
+    Q = Q * np.sign(np.diag(R))
     T = (Q * lam) @ Q.T
     return (T + T.T) / 2
 

@@ -222,7 +222,7 @@ def critical_times(
 def critical_times_asymptotic(
     lam: ArrayLike, rho: ArrayLike, depth: int, eps: ArrayLike = 1e-3, objective="jepa"
 ) -> np.ndarray:
-    """J4 as eps -> 0: the terms of t* that diverge, in the form of [J]'s critical time.
+    """J4 as eps -> 0: the terms of t* that diverge (derived; the shape of [J]'s formula).
 
     JEPA: (1/lam) sum_{n=1}^{2L-1} 1 / (n rho^(2L-n) eps^(n/L)), plus the logarithm
     log(1/eps) / (L lam rho^(2L)); MAE: eps^(-(L-1)/L) / ((L-1) lam rho) for L >= 2 and

@@ -213,6 +213,7 @@ def test_03_closed_form_predictors_R1_state_and_E1_E3(tmp_path, kernel_env, monk
     assert alive["directcopy eps=0 (R2)"] < alive["directcopy eps=0.1 (R2)"]
 
 
+@pytest.mark.slow  # a kernel and both families' sweeps (~10 s on an idle 2-core CPU)
 def test_05_beyond_byol_S3_S5_S9_J4(tmp_path, kernel_env, monkeypatch):
     """S3-S5: Gram conserved, the PSD flow ends on the top-k eigen-subspace with
     ||Phi^T T Phi||^2 = the top-k sum of squared eigenvalues (recomputed here); S5's stable

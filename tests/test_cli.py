@@ -8,7 +8,7 @@ import pytest
 
 from linear_ssl import bridge
 from linear_ssl.cli import main
-from linear_ssl.plots import THEORY_FIGURES
+from linear_ssl.figures import THEORY_FIGURES
 from linear_ssl.runs import load_run
 from linear_ssl.theory import Hyper, modes
 

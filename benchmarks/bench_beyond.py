@@ -2,9 +2,9 @@
 
 Times, wall clock and process CPU (the machine is shared: CPU time is the steadier
 number), best of `--repeat` runs:
-- `figures.rl_subspace.data()`: S2 (stop-gradient, EMA), S6, S7 and S8 from 8 random
+- `figures.s_rl_subspace_distance.data()`: S2 (stop-gradient, EMA), S6, S7 and S8 from 8 random
   orthonormal starts each, n = 12 states, k = 3, t in [0, 2000];
-- `figures.jepa_critical_times.data()`: J2 for a 25-point rho grid x 2 objectives x
+- `figures.j_jepa_critical_times.data()`: J2 for a 25-point rho grid x 2 objectives x
   depths (1, 4), critical times read off the trajectories, J4's closed form on 25 x 25;
 - a batch-size scan of `rl.integrate` (stop-gradient, PSD T, n = 12, k = 3, t in [0, 200]):
   one batched RK45 solve of B starts against B solves of one start each.
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from linear_ssl.figures import jepa_critical_times, rl_subspace
+from linear_ssl.figures import j_jepa_critical_times, s_rl_subspace_distance
 from linear_ssl.theory import rl
 
 
@@ -43,8 +43,8 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f}; OMP_NUM_THREADS={threads}")
     print("| sweep | wall (s) | CPU (s) |\n|---|---|---|")
     for name, fn in (
-        ("rl_subspace.data() (figure)", rl_subspace.data),
-        ("jepa_critical_times.data() (figure)", jepa_critical_times.data),
+        ("s_rl_subspace_distance.data() (figure)", s_rl_subspace_distance.data),
+        ("j_jepa_critical_times.data() (figure)", j_jepa_critical_times.data),
     ):
         wall, cpu = timed(fn, args.repeat)
         print(f"| {name} | {wall:.2f} | {cpu:.2f} |")

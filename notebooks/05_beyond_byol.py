@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from linear_ssl.diagnostics import subspace_distance
-from linear_ssl.figures import jepa_critical_times, rl_subspace
+from linear_ssl.figures import j_jepa_critical_times, s_rl_subspace_distance
 from linear_ssl.theory import jepa, rl
 
 # %matplotlib inline
@@ -107,8 +107,9 @@ obj = rl.action_objectives(Ts, pi, Phi0)
 variance_identity_error = float(np.abs(obj["ac"] - obj["pi"] - obj["var"]).max())
 print(f"no stop-gradient: ||Phi|| shrinks to {norm_ratio:.2f} of its start by t = 50")
 print(f"S9 variance identity, max error: {variance_identity_error:.1e}")
-data_rl = rl_subspace.data(**(dict(n=8, k=2, inits=3, t_end=300.0, points=12) if FAST else {}))
-rl_subspace.draw(data_rl)
+fast_rl = dict(n=8, k=2, inits=3, t_end=300.0, points=12)
+data_rl = s_rl_subspace_distance.data(**(fast_rl if FAST else {}))
+s_rl_subspace_distance.draw(data_rl)
 # %% [markdown]
 # ## Deep linear JEPA against MAE (J2-J4)
 #
@@ -147,11 +148,11 @@ t_exact = jepa.critical_times(lam, rho, 3, 1e-6)
 t_asym = jepa.critical_times_asymptotic(lam, rho, 3, 1e-6)
 asymptotic_ratio = (t_exact / t_asym).tolist()
 print("t* / asymptotic form at eps = 1e-6, L = 3:", np.round(asymptotic_ratio, 4))
-data_j = jepa_critical_times.data(**(dict(grid=6, points=300) if FAST else {}))
+data_j = j_jepa_critical_times.data(**(dict(grid=6, points=300) if FAST else {}))
 flow_vs_closed = max(
     float(np.nanmax(np.abs(data_j.t_flow[key] / data_j.t_exact[key] - 1))) for key in data_j.t_flow
 )
-jepa_critical_times.draw(data_j)
+j_jepa_critical_times.draw(data_j)
 # %%
 print(
     json.dumps(

@@ -20,13 +20,13 @@ from matplotlib.figure import Figure
 
 from linear_ssl.figures import (
     e_fig2_polar_distance,
-    jepa_critical_times,
-    rl_subspace,
+    j_jepa_critical_times,
     run_e_fig1,
     run_e_fig3,
     run_overlay,
     run_t_fig2,
     run_t_fig6,
+    s_rl_subspace_distance,
     t_fig3_phase_portrait,
     t_fig4_parabola_flow,
     t_fig5_mode_sweeps,
@@ -86,9 +86,9 @@ FIGURES: dict[str, FigureSpec] = {
     ),
     # theory.md section 9
     "s_rl_subspace_distance": FigureSpec(
-        rl_subspace, fast=dict(n=8, k=2, inits=3, t_end=200.0, points=9)
+        s_rl_subspace_distance, fast=dict(n=8, k=2, inits=3, t_end=200.0, points=9)
     ),
-    "j_jepa_critical_times": FigureSpec(jepa_critical_times, fast=dict(grid=6, points=300)),
+    "j_jepa_critical_times": FigureSpec(j_jepa_critical_times, fast=dict(grid=6, points=300)),
     "run_t_fig2": FigureSpec(run_t_fig2, runs=1),
     "run_t_fig6": FigureSpec(run_t_fig6, runs="many"),
     "run_e_fig1": FigureSpec(run_e_fig1, runs=1),

@@ -49,8 +49,8 @@ LOCK_FILE = "writer.lock"
 #: ``method_facts`` of runs written before config.yaml carried that block (the trainer now
 #: writes each method class's own facts, ``Method.facts()``; docs/run_format.md).
 LEGACY_METHOD_FACTS = {
-    "byol": {"name": "byol", "ema_target": True, "loss": "cosine", "c_loss": 4.0},
-    "simsiam": {"name": "simsiam", "ema_target": False, "loss": "cosine", "c_loss": 4.0},
+    "byol": {"name": "byol", "ema_target": True, "loss": "normalised", "c_loss": 4.0},
+    "simsiam": {"name": "simsiam", "ema_target": False, "loss": "normalised", "c_loss": 4.0},
 }
 _STEP_FILE = re.compile(r"^step_(\d{8})\.(npz|pt)$")
 

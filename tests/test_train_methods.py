@@ -155,10 +155,13 @@ def test_method_facts_c_loss_and_target_are_what_the_method_computes(name):
     Parametrised over the registry: a new method is checked without a new test."""
     method = METHODS[name]
     facts = method.facts()
-    assert facts["name"] == name and facts["loss"] == "cosine"
+    assert facts["name"] == name and facts["loss"] == "normalised"
     q, z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)).chunk(2)
     cos = torch.nn.functional.cosine_similarity(q, z, dim=-1).mean()
     torch.testing.assert_close(symmetric_loss(q, q, z, z), -facts["c_loss"] * cos)
+    squared = method.facts("squared")  # method.loss=squared: c_L times T1's 1/2 ||q - z||^2
+    half_sq = 0.5 * (q - z).pow(2).sum(-1).mean()
+    torch.testing.assert_close(symmetric_loss(q, q, z, z, "squared"), squared["c_loss"] * half_sq)
     cfg = load_config(None, TINY + [f"method.name={name}"])
     model = build_model(cfg)
     with torch.no_grad():

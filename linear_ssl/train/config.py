@@ -272,7 +272,7 @@ def run_config_yaml(cfg: DictConfig) -> str:
     method class (``Method.facts()``; docs/run_format.md), which ``load_config`` drops."""
     from linear_ssl.train.methods import METHODS
 
-    facts = OmegaConf.create({"method_facts": METHODS[cfg.method.name].facts()})
+    facts = OmegaConf.create({"method_facts": METHODS[cfg.method.name].facts(cfg.method.loss)})
     return OmegaConf.to_yaml(cfg, resolve=True) + OmegaConf.to_yaml(facts)
 
 

@@ -54,6 +54,9 @@ def squared_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"normalised": regression_loss, "squared": squared_loss}
+#: method.loss -> the constant of ``symmetric_loss`` in theory.md's flows: -2 cos per term,
+#: two terms, is N1's c_L = 4; the mean of the two 1/2 ||p - z||^2 terms is T1's (c_L = 1)
+LOSS_CONSTANTS = {"normalised": 4.0, "squared": 1.0}
 
 
 def symmetric_loss(
@@ -124,8 +127,9 @@ class PredictorHead(nn.Module):
 class Method(nn.Module):
     """Online encoder + target + predictor, and the symmetric loss (theory.md section 5).
 
-    A subclass declares its facts (``ema_target``; the loss and its constant c_L of
-    theory.md N1) and checks the ``method.*`` config fields it reads (``check_config``).
+    A subclass declares its facts (``ema_target``; with ``method.loss``, the loss and its
+    constant c_L of theory.md N1 / T1, ``LOSS_CONSTANTS``) and checks the ``method.*``
+    config fields it reads (``check_config``).
     The trainer writes ``facts()`` into the run's config.yaml, so a run is read back
     (``runs.Run.method_facts``) without this class.
     """
@@ -133,19 +137,18 @@ class Method(nn.Module):
     registry_name = ""
     ema_target: ClassVar[bool] = False
     """True: the target is an EMA of the online network (T1's beta); False: Wa == W."""
-    loss: ClassVar[str] = "cosine"
-    """``symmetric_loss``: -2 cos(q, z_a) per term, two terms (the 2 - 2 cos of N1)."""
-    c_loss: ClassVar[float] = 4.0
-    """N1's c_L: 2 for 2 - 2 cos, times 2 for the symmetric sum of two terms."""
 
     @classmethod
-    def facts(cls) -> dict[str, Any]:
-        """The ``method_facts`` block of a run's config.yaml (docs/run_format.md)."""
+    def facts(cls, loss: str = "normalised") -> dict[str, Any]:
+        """The ``method_facts`` block of a run's config.yaml (docs/run_format.md): the
+        method, its target, and ``method.loss`` with its constant (``LOSS_CONSTANTS``)."""
+        if loss not in LOSS_CONSTANTS:
+            raise ValueError(f"method.loss={loss!r} is invalid: use {' or '.join(LOSSES)}")
         return {
             "name": cls.registry_name,
             "ema_target": cls.ema_target,
-            "loss": cls.loss,
-            "c_loss": cls.c_loss,
+            "loss": loss,
+            "c_loss": LOSS_CONSTANTS[loss],
         }
 
     @classmethod

@@ -29,6 +29,13 @@ TINY = [
 ]
 
 
+# torch 2.13's CPU kernels corrupt the heap in the backward pass of the width-4 ResNet
+# with channels_last (eager) or compiled by inductor ("free(): invalid next size", measured
+# on this project's 2-core AMD EPYC, pure torch, no linear_ssl code involved); width 8 runs
+# clean, so the tests of those two switches use it.
+WIDTH_8 = ["model.width=8"]
+
+
 def _trainer(tmp_path: Path, name: str, extra: list[str]) -> Trainer:
     cfg = load_config(None, [*TINY, *extra, f"run_dir={tmp_path / name}"])
     return Trainer(cfg, Path(cfg.run_dir))
@@ -80,18 +87,18 @@ def test_bf16_trains_with_float32_estimates(tmp_path):
 
 def test_channels_last_gives_the_contiguous_loss(tmp_path):
     """NHWC memory order computes the same section-5 step: the first loss equal to float32
-    rounding through another convolution kernel (1e-5; 1.3e-6 measured), the second (after
+    rounding through another convolution kernel (1e-4; 4.4e-5 measured at width 8), the second (after
     one update, which the different rounding perturbs) to 1e-3 (only 2 steps: at width 4
     training is chaotic and longer runs would compare rounding)."""
     losses = []
     for flag in ("false", "true"):
-        trainer = _trainer(tmp_path, flag, ["max_steps=2", f"speed.channels_last={flag}"])
+        trainer = _trainer(tmp_path, flag, [*WIDTH_8, "max_steps=2", f"speed.channels_last={flag}"])
         assert trainer.method.backbone.stem[0].weight.is_contiguous(
             memory_format=torch.channels_last
         ) == (flag == "true")
         trainer.fit()
         losses.append(load_run(trainer.writer.dir).metrics["loss"].to_numpy())
-    assert losses[1][0] == pytest.approx(losses[0][0], rel=1e-5)
+    assert losses[1][0] == pytest.approx(losses[0][0], rel=1e-4)  # width 8: 4.4e-5 measured
     assert losses[1][1] == pytest.approx(losses[0][1], rel=1e-3)
 
 
@@ -140,7 +147,7 @@ def test_compiled_encoders_give_the_eager_loss(tmp_path):
     results = []
     for flag in ("false", "true"):
         trainer = _trainer(
-            tmp_path, flag, ["max_steps=2", "record.every=0", f"speed.compile={flag}"]
+            tmp_path, flag, [*WIDTH_8, "max_steps=2", "record.every=0", f"speed.compile={flag}"]
         )
         trainer.fit()
         results.append(

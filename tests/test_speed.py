@@ -87,9 +87,9 @@ def test_bf16_trains_with_float32_estimates(tmp_path):
 
 def test_channels_last_gives_the_contiguous_loss(tmp_path):
     """NHWC memory order computes the same section-5 step: the first loss equal to float32
-    rounding through another convolution kernel (1e-4; 4.4e-5 measured at width 8), the second (after
-    one update, which the different rounding perturbs) to 1e-3 (only 2 steps: at width 4
-    training is chaotic and longer runs would compare rounding)."""
+    rounding through another convolution kernel (1e-4; 4.4e-5 measured at width 8), the
+    second (after one update, which the different rounding perturbs) to 1e-3 (only 2 steps:
+    at this width training is chaotic and longer runs would compare rounding)."""
     losses = []
     for flag in ("false", "true"):
         trainer = _trainer(tmp_path, flag, [*WIDTH_8, "max_steps=2", f"speed.channels_last={flag}"])

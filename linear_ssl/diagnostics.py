@@ -510,7 +510,8 @@ def _entropy_rank(xp: Any, values: Array, eps: float) -> Array:
     total = xp.sum(values, axis=-1, keepdims=True)
     safe = xp.where(total > 0, total, xp.ones_like(total))
     p = values / safe + eps
-    rank = xp.exp(-xp.sum(p * xp.log(p), axis=-1))
+    plogp = xp.where(p > 0, p * xp.log(xp.where(p > 0, p, xp.ones_like(p))), xp.zeros_like(p))
+    rank = xp.exp(-xp.sum(plogp, axis=-1))
     return xp.where(total[..., 0] > 0, rank, xp.full_like(rank, math.nan))
 
 
@@ -520,12 +521,12 @@ def _nonnegative(name: str, value: float) -> float:
     return float(value)
 
 
-def _embeddings(Z: Array, centred: bool = False) -> tuple[Any, Array]:
-    """(namespace, Z as a floating (N, d) matrix, column means removed when centred)."""
+def _embeddings(Z: Array) -> tuple[Any, Array]:
+    """(namespace, Z as a floating (N, d) matrix); one-line ValueError otherwise."""
     xp, Z = _float_matrix("Z", Z, square=False)
     if Z.shape[0] < 2:
         raise ValueError(f"Z has shape {tuple(Z.shape)}: pass (N, d) with N >= 2 samples")
-    return xp, Z - xp.mean(Z, axis=0, keepdims=True) if centred else Z
+    return xp, Z
 
 
 def rankme(Z: Array, eps: float = 1e-7, centred: bool = False) -> float:
@@ -536,8 +537,13 @@ def rankme(Z: Array, eps: float = 1e-7, centred: bool = False) -> float:
     the column means first, as some libraries do). k equal singular values give k; a
     constant Z gives 1 uncentred; a zero Z (or a constant one, centred) gives nan.
     """
-    xp, Z = _embeddings(Z, centred)
-    return float(_entropy_rank(xp, xp.linalg.svdvals(Z), _nonnegative("eps", eps)))
+    eps = _nonnegative("eps", eps)
+    xp, raw = _embeddings(Z)
+    sigma = xp.linalg.svdvals(raw - xp.mean(raw, axis=0, keepdims=True) if centred else raw)
+    noise = max(raw.shape) * xp.finfo(raw.dtype).eps * float(xp.linalg.matrix_norm(raw))
+    if not float(xp.max(sigma)) > noise:  # zero, or constant and centred: round-off only
+        return math.nan
+    return float(_entropy_rank(xp, sigma, eps))
 
 
 def rankme_spectrum(s: Array, eps: float = 1e-7) -> Array:

@@ -673,7 +673,7 @@ def mode_loss_times(t: Array, s: Array, floor: float = 1e-3) -> np.ndarray:
         raise ValueError(f"floor={floor!r} is invalid: it must be in (0, 1)")
     top = np.max(s, axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        above = ~(s / top < floor)  # nan (a zero spectrum) counts as lost
+        above = s / top >= floor  # nan (a zero or blown-up spectrum) counts as lost
     # the last time a mode was above the floor; lost from the next sample on
     ever_above = np.flip(np.logical_or.accumulate(np.flip(above, 0), 0), 0)
     last_above = np.sum(ever_above, axis=0)  # number of leading samples up to the last one

@@ -582,10 +582,17 @@ def lidar(Z: Array, groups: Any, delta: float = 1e-4, eps: float = 1e-8) -> floa
         Sigma_w = sum_g sum_{i in g} (z_i - mu_g)(z_i - mu_g)^T / (N - G) + delta I
         LiDAR   = exp(-sum_k p_k log p_k),  p_k = lambda_k / ||lambda||_1 + eps,
 
-    lambda the eigenvalues of Sigma_w^-1/2 Sigma_b Sigma_w^-1/2 (the paper's 1/(n (q - 1))
+    lambda the d eigenvalues of Sigma_w^-1/2 Sigma_b Sigma_w^-1/2 (the paper's 1/(n (q - 1))
     for n images of q views each; delta = 1e-4 and eps = 1e-8 its constants). Sigma_b has
     rank <= G - 1, so LiDAR <= min(d, G - 1) up to eps terms; nan when all group means
     coincide (a collapsed embedding).
+
+    Computed exactly but cheaply: with Sigma_b = B B^T (B = the centred means^T / sqrt(G -
+    1)), the nonzero eigenvalues are those of the G x G matrix B^T Sigma_w^-1 B, the rest
+    0. LiDAR is unchanged by any rotation of feature space, so it depends on Z only through
+    the Gram matrix of its centred rows: with more features than rows (d > N) the rows are
+    replaced by N coordinates with the same Gram matrix (U S^1/2 from its eigh), at O(N^2 d)
+    cost rather than O(d^3).
     """
     xp, Z = _embeddings(Z)
     n, d = Z.shape
@@ -597,20 +604,23 @@ def lidar(Z: Array, groups: Any, delta: float = 1e-4, eps: float = 1e-8) -> floa
             "one with 2 or more views"
         )
     delta = _nonnegative("delta", delta)
+    Z = Z - xp.mean(Z, axis=0, keepdims=True)  # both scatters are translation-invariant
+    if d > n:  # (N, N) coordinates with the same Gram matrix Z Z^T
+        s, U = xp.linalg.eigh(Z @ Z.T)
+        Z = U * xp.sqrt(xp.where(s > 0, s, xp.zeros_like(s)))[None, :]
+    r = Z.shape[1]
     onehot = xp.asarray(np.eye(G)[labels], dtype=Z.dtype, device=Z.device)  # (N, G)
-    counts = xp.sum(onehot, axis=0)
-    means = (onehot.T @ Z) / counts[:, None]  # (G, d)
-    between = means - xp.mean(means, axis=0, keepdims=True)
+    means = (onehot.T @ Z) / xp.sum(onehot, axis=0)[:, None]  # (G, r)
+    B = (means - xp.mean(means, axis=0, keepdims=True)).T / math.sqrt(G - 1)  # (r, G)
     within = Z - onehot @ means
-    Sigma_b = between.T @ between / (G - 1)
-    Sigma_w = within.T @ within / (n - G) + delta * xp.eye(d, dtype=Z.dtype, device=Z.device)
-    w, V = xp.linalg.eigh(Sigma_w)
-    if not float(xp.min(w)) > 0:
-        raise ValueError("Sigma_w is singular: pass delta > 0 (LiDAR's default is 1e-4)")
-    root_inv = (V / xp.sqrt(w)[None, :]) @ V.T
-    M = root_inv @ Sigma_b @ root_inv
-    lam = xp.linalg.eigvalsh((M + M.T) / 2)
+    Sigma_w = within.T @ within / (n - G) + delta * xp.eye(r, dtype=Z.dtype, device=Z.device)
+    try:
+        K = B.T @ xp.linalg.solve(Sigma_w, B)  # (G, G)
+    except (ValueError, RuntimeError):  # numpy's and torch's LinAlgError
+        raise ValueError("Sigma_w is singular: pass delta > 0 (LiDAR's default is 1e-4)") from None
+    lam = xp.flip(xp.linalg.eigvalsh((K + K.T) / 2), axis=0)[: min(G, d)]
     lam = xp.where(lam > 0, lam, xp.zeros_like(lam))  # PSD up to round-off
+    lam = xp.concat([lam, xp.zeros(d - lam.shape[0], dtype=lam.dtype, device=lam.device)])
     return float(_entropy_rank(xp, lam, _nonnegative("eps", eps)))
 
 

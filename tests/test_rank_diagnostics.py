@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.special
 import scipy.stats
 import torch
 
@@ -27,7 +28,7 @@ def _with_singular_values(sigma: np.ndarray, n: int = 50, seed: int = 0) -> np.n
 
 def _entropy_rank_closed_form(values: np.ndarray, eps: float) -> float:
     p = values / values.sum() + eps
-    return math.exp(-np.sum(p * np.log(p)))
+    return math.exp(-np.sum(scipy.special.xlogy(p, p)))
 
 
 # --------------------------------------------------------------------------- E9 RankMe
@@ -121,10 +122,12 @@ def test_lidar_agrees_with_a_direct_computation_with_unequal_groups_E10():
     groups = [g for g, size in enumerate(sizes) for _ in range(size)]
     centres = rng.normal(size=(len(sizes), 5)) * np.array([3, 2, 1, 0.5, 0.1])
     Z = centres[groups] + 0.3 * rng.normal(size=(len(groups), 5))
-    for delta, eps in ((1e-4, 1e-8), (0.5, 0.0)):
-        expected = _lidar_reference(Z, groups, delta, eps)
-        got = D.lidar(Z, np.array(groups), delta=delta, eps=eps)
-        assert got == pytest.approx(expected, rel=1e-9)
+    wide = centres[groups] @ rng.normal(size=(5, 40)) + 0.3 * rng.normal(size=(len(groups), 40))
+    for X in (Z, wide):  # d < N; d > N (computed from the Gram matrix)
+        for delta, eps in ((1e-4, 1e-8), (0.5, 0.0)):
+            expected = _lidar_reference(X, groups, delta, eps)
+            got = D.lidar(X, np.array(groups), delta=delta, eps=eps)
+            assert got == pytest.approx(expected, rel=1e-9)
 
 
 def test_lidar_groups_by_id_not_by_position_E10():

@@ -204,18 +204,29 @@ def _load_tracker(tracker: diagnostics.EigenTracker, state: dict[str, Any]) -> N
     tracker.load_state_dict({"basis": basis.numpy() if isinstance(basis, torch.Tensor) else basis})
 
 
+def _gram_eigvals(X: np.ndarray) -> np.ndarray:
+    """The top min(N, d) eigenvalues of X^T X (X: (N, d)), descending: the squared singular
+    values of X, from the smaller Gram matrix (X X^T when N < d)."""
+    N, d = X.shape
+    return np.linalg.eigvalsh(X @ X.T if N < d else X.T @ X)[::-1]
+
+
 def collapse_diagnostics(h: np.ndarray, z: np.ndarray) -> dict[str, float]:
     """E9-E12 of the backbone (h) and projector (z) features of one batch, both views
     stacked as [view 1; view 2] (2B rows): image i's views are rows i and B + i, LiDAR's
-    groups (E10). RankMe uncentred (E9, the paper's); alpha-ReQ (E11) on the eigenvalues of
-    the centred covariance; l2_std (E12). LiDAR is nan for a batch of one image."""
+    groups (E10). RankMe uncentred (E9, the paper's), as ``rankme_spectrum`` of the
+    eigenvalues of X^T X / 2B; alpha-ReQ (E11) on those of the centred covariance; l2_std
+    (E12). Both spectra come from the smaller of the two Gram matrices (eigvalsh), about ten
+    times cheaper than an SVD of X. LiDAR is nan for a batch of one image."""
     B = h.shape[0] // 2
     groups = np.tile(np.arange(B), 2)
     out = {}
     for name, X in (("backbone", h), ("projector", z)):
-        out[f"{name}_rankme"] = diagnostics.rankme(X)
+        centred = X - X.mean(axis=0, keepdims=True)
+        moment = _gram_eigvals(X) / X.shape[0]
+        out[f"{name}_rankme"] = float(diagnostics.rankme_spectrum(moment))
         out[f"{name}_lidar"] = diagnostics.lidar(X, groups) if B >= 2 else math.nan
-        out[f"{name}_alpha_req"] = diagnostics.alpha_req(np.linalg.eigvalsh(np.cov(X.T)))
+        out[f"{name}_alpha_req"] = diagnostics.alpha_req(_gram_eigvals(centred) / (X.shape[0] - 1))
         out[f"{name}_l2_std"] = diagnostics.l2_std(X)
     return out
 

@@ -357,7 +357,9 @@ class Trainer:
     def _check_collapse(self, info: dict[str, Any]) -> None:
         """Stop a run flagged as collapsing (on every rank: rank 0's flag decides), keeping a
         checkpoint, when record.stop_on_collapse is set."""
-        if self.cfg.record.stop_on_collapse and self.dist.broadcast_object(bool(info)):
+        if not self.cfg.record.stop_on_collapse:
+            return
+        if info := self.dist.broadcast_object(info):  # ranks see their own batches
             self._write_record()  # the tracker state the checkpoint keeps
             self.save_checkpoint()
             raise CollapseError(f"{info['warning']}: stopped (record.stop_on_collapse=true)")

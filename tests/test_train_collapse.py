@@ -57,12 +57,12 @@ def test_collapse_watch_needs_the_whole_window_below_the_floor():
 
 
 def test_records_hold_rank_diagnostics_within_their_bounds_E9_E12(tmp_path):
-    cfg = load_config(None, [*TINY, "max_steps=4", "record.every=2"])
+    cfg = load_config(None, [*TINY, "max_steps=4", "record.every=2"])  # records 0, 2, 4
     spectra = load_run(train(cfg | {"run_dir": str(tmp_path)})).spectra
     B, d_z = cfg.batch_size, cfg.model.projector_out
     for part, d in (("backbone", 8 * cfg.model.width), ("projector", d_z)):
         rank = spectra[f"{part}_rankme"]
-        assert rank.shape == (2,) and np.all((rank >= 1) & (rank <= min(2 * B, d) + 1e-3))
+        assert rank.shape == (3,) and np.all((rank >= 1) & (rank <= min(2 * B, d) + 1e-3))
         assert np.all(spectra[f"{part}_lidar"] <= min(d, B - 1) * (1 + 1e-6))
         assert np.all((spectra[f"{part}_l2_std"] >= 0) & (spectra[f"{part}_l2_std"] <= 1))
         assert np.all(np.isfinite(spectra[f"{part}_alpha_req"]))

@@ -360,7 +360,8 @@ class Recorder:
             return None
         rec = diagnostics.spectra_record(a["F"], a["C_to"], a.get("Wp"), self.tracker)
         scalars = {**_feature_prs(a["cov_h"], a["cov_z"]), **collapse_diagnostics(a["h"], a["z"])}
-        self.collapse.update(snap.step, scalars["projector_rankme"])
+        if snap.step > 0:  # the step-0 record is the initial network, not a training outcome
+            self.collapse.update(snap.step, scalars["projector_rankme"])
         window = {k[2:]: v for k, v in a.items() if k.startswith("w_")}
         if window:
             rec.update(window_record(window, a.get("Wp"), self.tracker12))

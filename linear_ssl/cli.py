@@ -130,15 +130,18 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    """Seed the T7 flow from a run, print the agreement table, draw the overlay (PNG + PDF,
-    default folder RUN/figures)."""
+    """Seed the T7 flow from a run, print the agreement table, draw the overlay and the
+    rank (E9) figure (PNG + PDF, default folder RUN/figures)."""
     from linear_ssl.bridge import compare_run
-    from linear_ssl.figures import run_overlay, save_figure
+    from linear_ssl.figures import FIGURES, save_figure
 
     comparison = compare_run(args.run)
     print(comparison.to_markdown())
     out = Path(args.out) if args.out is not None else comparison.run.path / "figures"
-    paths = save_figure(run_overlay.draw(run_overlay.data(comparison)), out, "overlay")
+    paths = []
+    for name, file in (("run_overlay", "overlay"), ("run_rankme", "rankme")):
+        spec = FIGURES[name]
+        paths += save_figure(spec.draw(spec.data(comparison)), out, file)
     print("\n" + "\n".join(f"wrote {p}" for p in paths))
     return 0
 

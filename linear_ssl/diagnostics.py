@@ -1,4 +1,5 @@
-"""Orthogonality and spectral diagnostics E1-E8 (theory.md section 4) and [T] Fig. 2.
+"""Orthogonality and spectral diagnostics E1-E8, collapse and rank diagnostics E9-E12
+(theory.md section 4) and [T] Fig. 2.
 
 Written once against the array API (``array_api_compat``): NumPy arrays or torch tensors
 in; scalar diagnostics come back as Python floats, per-mode ones as arrays of the input's
@@ -32,12 +33,16 @@ __all__ = [
     "EigenTracker",
     "alignment",
     "alignment_matrix",
+    "alpha_req",
     "asymmetry",
     "commutator_norm",
     "edge_of_orthogonality",
     "krasulina",
+    "l2_std",
+    "lidar",
     "lrp_loss",
     "match_eigenbasis",
+    "mode_loss_times",
     "normalise_predictor",
     "normalised_spectrum",
     "normalised_trace",
@@ -48,6 +53,8 @@ __all__ = [
     "quasi_orthogonality",
     "quasi_projection",
     "quasi_symmetry",
+    "rankme",
+    "rankme_spectrum",
     "spectra_record",
     "spectral_radius",
     "stable_rank",
@@ -488,3 +495,199 @@ def krasulina(samples: Array, w0: Array, lr: float | Array) -> Array:
         w = w + float(rates[t]) * (C_w - (xp.sum(w * C_w) / xp.sum(w * w)) * w)
         path.append(w)
     return xp.stack(path)
+
+
+# --------------------------------------------------------------------------- E9-E12
+# Collapse and rank diagnostics of an embedding matrix Z (N samples x d features), as
+# the field computes them (theory.md section 4, E9-E12, with each paper's constants).
+
+
+def _entropy_rank(xp: Any, values: Array, eps: float) -> Array:
+    """E9's smooth rank over the last axis: exp(-sum_k p_k log p_k), p_k = v_k / ||v||_1 + eps.
+
+    nan where ||v||_1 = 0 (no direction at all); values must be >= 0.
+    """
+    total = xp.sum(values, axis=-1, keepdims=True)
+    safe = xp.where(total > 0, total, xp.ones_like(total))
+    p = values / safe + eps
+    plogp = xp.where(p > 0, p * xp.log(xp.where(p > 0, p, xp.ones_like(p))), xp.zeros_like(p))
+    rank = xp.exp(-xp.sum(plogp, axis=-1))
+    return xp.where(total[..., 0] > 0, rank, xp.full_like(rank, math.nan))
+
+
+def _nonnegative(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name}={value!r} is invalid: it must be a number >= 0")
+    return float(value)
+
+
+def _embeddings(Z: Array) -> tuple[Any, Array]:
+    """(namespace, Z as a floating (N, d) matrix); one-line ValueError otherwise."""
+    xp, Z = _float_matrix("Z", Z, square=False)
+    if Z.shape[0] < 2:
+        raise ValueError(f"Z has shape {tuple(Z.shape)}: pass (N, d) with N >= 2 samples")
+    return xp, Z
+
+
+def rankme(Z: Array, eps: float = 1e-7, centred: bool = False) -> float:
+    """E9 RankMe (Garrido et al., ICML 2023): exp of the entropy of Z's singular values.
+
+    exp(-sum_k p_k log p_k) with p_k = sigma_k(Z) / ||sigma(Z)||_1 + eps, Z (N, d) the
+    embeddings (rows samples); the paper's eps = 1e-7 and uncentred Z (centred=True removes
+    the column means first, as some libraries do). k equal singular values give k; a
+    constant Z gives 1 uncentred; a zero Z (or a constant one, centred) gives nan.
+    """
+    eps = _nonnegative("eps", eps)
+    xp, raw = _embeddings(Z)
+    sigma = xp.linalg.svdvals(raw - xp.mean(raw, axis=0, keepdims=True) if centred else raw)
+    noise = max(raw.shape) * xp.finfo(raw.dtype).eps * float(xp.linalg.matrix_norm(raw))
+    if not float(xp.max(sigma)) > noise:  # zero, or constant and centred: round-off only
+        return math.nan
+    return float(_entropy_rank(xp, sigma, eps))
+
+
+def rankme_spectrum(s: Array, eps: float = 1e-7) -> Array:
+    """E9 on predicted spectra: RankMe of embeddings whose second moment E[f f^T] has
+    eigenvalues s (last axis; any leading axes, e.g. a flow's time axis).
+
+    N such samples have singular values sqrt(N s_j), and RankMe's normalisation drops N,
+    so this is the entropy rank of sqrt(s): applied to a flow's s_j(t) (T7, N2; s_j the
+    eigenvalues of F = W X W^T) it predicts rankme(Z, centred=False) of the features, as
+    computed from F_hat. Negative s (round-off) count as 0. Returns an array of shape
+    s.shape[:-1] (a 0-d array for one spectrum).
+    """
+    xp, S = _float_matrix("s", s.reshape(-1, s.shape[-1]), square=False)
+    root = xp.sqrt(xp.where(S > 0, S, xp.zeros_like(S)))
+    return xp.reshape(_entropy_rank(xp, root, _nonnegative("eps", eps)), s.shape[:-1])
+
+
+def _group_index(groups: Any, n: int) -> np.ndarray:
+    """Group ids (any values, one per row) -> dense integer labels 0..G-1 on the host."""
+    ids = np.asarray(to_device(groups, "cpu") if hasattr(groups, "device") else groups)
+    if ids.shape != (n,):
+        raise ValueError(
+            f"groups has shape {ids.shape}: it must be ({n},), the source-image id of each row"
+        )
+    return np.unique(ids, return_inverse=True)[1].reshape(n)
+
+
+def lidar(Z: Array, groups: Any, delta: float = 1e-4, eps: float = 1e-8) -> float:
+    """E10 LiDAR (Thilak et al., ICLR 2024): the entropy rank (E9) of the LDA matrix.
+
+    Rows of Z (N, d) sharing a ``groups`` id are views of one source image (ids are
+    matched by value, never by position in the batch). With group means mu_g (G groups),
+    their mean mu = mean_g mu_g and N_g rows in group g:
+
+        Sigma_b = sum_g (mu_g - mu)(mu_g - mu)^T / (G - 1)
+        Sigma_w = sum_g sum_{i in g} (z_i - mu_g)(z_i - mu_g)^T / (N - G) + delta I
+        LiDAR   = exp(-sum_k p_k log p_k),  p_k = lambda_k / ||lambda||_1 + eps,
+
+    lambda the d eigenvalues of Sigma_w^-1/2 Sigma_b Sigma_w^-1/2 (the paper's 1/(n (q - 1))
+    for n images of q views each; delta = 1e-4 and eps = 1e-8 its constants). Sigma_b has
+    rank <= G - 1, so LiDAR <= min(d, G - 1) up to eps terms; nan when all group means
+    coincide (a collapsed embedding).
+
+    Computed exactly but cheaply: with Sigma_b = B B^T (B = the centred means^T / sqrt(G -
+    1)), the nonzero eigenvalues are those of the G x G matrix B^T Sigma_w^-1 B, the rest
+    0. LiDAR is unchanged by any rotation of feature space, so it depends on Z only through
+    the Gram matrix of its centred rows: with more features than rows (d > N) the rows are
+    replaced by N coordinates with the same Gram matrix (U S^1/2 from its eigh), at O(N^2 d)
+    cost rather than O(d^3).
+    """
+    xp, Z = _embeddings(Z)
+    n, d = Z.shape
+    labels = _group_index(groups, n)
+    G = int(labels.max()) + 1
+    if not 2 <= G < n:
+        raise ValueError(
+            f"groups has {G} distinct ids for {n} rows: LiDAR needs at least 2 groups and "
+            "one with 2 or more views"
+        )
+    delta = _nonnegative("delta", delta)
+    Z = Z - xp.mean(Z, axis=0, keepdims=True)  # both scatters are translation-invariant
+    if d > n:  # (N, N) coordinates with the same Gram matrix Z Z^T
+        s, U = xp.linalg.eigh(Z @ Z.T)
+        Z = U * xp.sqrt(xp.where(s > 0, s, xp.zeros_like(s)))[None, :]
+    r = Z.shape[1]
+    onehot = xp.asarray(np.eye(G)[labels], dtype=Z.dtype, device=Z.device)  # (N, G)
+    means = (onehot.T @ Z) / xp.sum(onehot, axis=0)[:, None]  # (G, r)
+    B = (means - xp.mean(means, axis=0, keepdims=True)).T / math.sqrt(G - 1)  # (r, G)
+    within = Z - onehot @ means
+    Sigma_w = within.T @ within / (n - G) + delta * xp.eye(r, dtype=Z.dtype, device=Z.device)
+    try:
+        K = B.T @ xp.linalg.solve(Sigma_w, B)  # (G, G)
+    except (ValueError, RuntimeError):  # numpy's and torch's LinAlgError
+        raise ValueError("Sigma_w is singular: pass delta > 0 (LiDAR's default is 1e-4)") from None
+    lam = xp.flip(xp.linalg.eigvalsh((K + K.T) / 2), axis=0)[: min(G, d)]
+    lam = xp.where(lam > 0, lam, xp.zeros_like(lam))  # PSD up to round-off
+    lam = xp.concat([lam, xp.zeros(d - lam.shape[0], dtype=lam.dtype, device=lam.device)])
+    return float(_entropy_rank(xp, lam, _nonnegative("eps", eps)))
+
+
+def alpha_req(eigvals: Array, k_min: int = 6, k_max: int = 100) -> float:
+    """E11 alpha-ReQ (Agrawal et al., NeurIPS 2022): the power-law exponent alpha of an
+    eigenspectrum lambda_k ~ k^-alpha (k = 1, 2, ... in descending order).
+
+    Least squares of log lambda_k on -alpha log k + c over ranks k_min <= k <= k_max
+    (1-based, inclusive; clipped to the spectrum's length), weighted by 1/k, as the
+    authors' reference code (reptrix: indices 5..99, i.e. k = 6..100, the defaults here).
+    Non-positive eigenvalues in the range are left out of the fit; nan when fewer than two
+    remain. Pass the eigenvalues of the centred feature covariance.
+    """
+    if getattr(eigvals, "ndim", None) != 1:
+        raise ValueError("eigvals must be a 1-D array of eigenvalues (e.g. of a covariance)")
+    for name, k in (("k_min", k_min), ("k_max", k_max)):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"{name}={k!r} is invalid: it must be an integer rank >= 1")
+    if k_max <= k_min:
+        raise ValueError(f"k_max={k_max} must exceed k_min={k_min}: the fit needs two ranks")
+    values = -np.sort(-np.asarray(to_device(eigvals, "cpu"), dtype=np.float64))
+    if not np.all(np.isfinite(values)):
+        raise ValueError("eigvals has non-finite entries (nan or inf): check the spectrum")
+    k = np.arange(1, values.shape[0] + 1)
+    keep = (k >= k_min) & (k <= k_max) & (values > 0)
+    if keep.sum() < 2:
+        return math.nan
+    x, y, w = np.log(k[keep]), np.log(values[keep]), 1.0 / k[keep]
+    slope = np.polyfit(x, y, 1, w=np.sqrt(w))[0]  # polyfit squares its weights
+    return float(-slope)
+
+
+def l2_std(Z: Array) -> float:
+    """E12 SimSiam's collapse measure (Chen & He, CVPR 2021): the std over samples of the
+    l2-normalised rows z / ||z||, averaged over the d coordinates (unbiased std, as torch).
+
+    0 for a collapsed (constant-direction) Z; ~1/sqrt(d) for isotropic Gaussian rows
+    (each coordinate of a uniform unit vector has variance 1/d). Zero rows count as 0.
+    """
+    xp, Z = _embeddings(Z)
+    lengths = xp.linalg.vector_norm(Z, axis=1, keepdims=True)
+    U = Z / xp.where(lengths > 0, lengths, xp.ones_like(lengths))
+    return float(xp.mean(xp.std(U, axis=0, correction=1)))
+
+
+def mode_loss_times(t: Array, s: Array, floor: float = 1e-3) -> np.ndarray:
+    """The predicted time each mode is lost (E9 on a flow): for a flow's spectrum s (len(t),
+    ..., d) (T7, N2: s_j(t) of ``sol.s``), the first time from which s_j / max_k s_k stays
+    below ``floor`` to the end of t, per mode (shape s.shape[1:]); nan for a mode never lost.
+    A lost mode's share of RankMe is ~sqrt(floor) of the top mode's.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if t.ndim != 1 or s.ndim < 2 or s.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"t has shape {t.shape} and s {s.shape}: pass t (T,) and s (T, ..., d), "
+            "e.g. a solution's sol.t and sol.s"
+        )
+    if not 0 < floor < 1:
+        raise ValueError(f"floor={floor!r} is invalid: it must be in (0, 1)")
+    top = np.max(s, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        above = s / top >= floor  # nan (a zero or blown-up spectrum) counts as lost
+    # the last time a mode was above the floor; lost from the next sample on
+    ever_above = np.flip(np.logical_or.accumulate(np.flip(above, 0), 0), 0)
+    last_above = np.sum(ever_above, axis=0)  # number of leading samples up to the last one
+    times = np.full(s.shape[1:], math.nan)
+    lost = last_above < t.shape[0]
+    times[lost] = t[last_above[lost]]
+    return times

@@ -50,7 +50,8 @@ def test_simulate_bad_hyper_is_a_one_line_error(capsys):
 
 def test_figures_and_compare_on_a_linear_run(linear_run, tmp_path, capsys):
     """`figures --fast --run` writes every theory and run figure; `compare` prints the
-    agreement of T7 with the run (closed loop: small error) and draws the overlay."""
+    agreement of T7 with the run (closed loop: small error) and draws the overlay and
+    the rank (E9) figure."""
     out = tmp_path / "figs"
     assert main(["figures", "--fast", "--out", str(out), "--run", str(linear_run)]) == 0
     theory = sorted(p.name for p in out.glob("*.png"))
@@ -61,6 +62,7 @@ def test_figures_and_compare_on_a_linear_run(linear_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "err_s_median" in printed
     assert (tmp_path / "cmp" / "overlay.pdf").stat().st_size > 0
+    assert (tmp_path / "cmp" / "rankme.pdf").stat().st_size > 0
     assert bridge.compare_run(linear_run).agreement["err_s_median"] < 0.05
 
 

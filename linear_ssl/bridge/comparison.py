@@ -9,7 +9,10 @@ records, beside what the run measured (theory.md sections 2 and 3).
 The agreement (``Comparison.agreement``) is measured, never assumed: per-mode relative
 errors; the fit of the measured (p_j, s_j) to T8's parabola s = p^2 / alpha_p; the trend
 of the commutator ||[F_hat, Wp]|| (T6); the collapsed fraction by T9 / by the flow against
-the modes the run lost; and how far the run is from the assumptions A1-A3.
+the modes the run lost; and how far the run is from the assumptions A1-A3. The same spectra
+give the rank the flow predicts (E9: ``Comparison.rank``, RankMe of the compared modes, run
+and flow, beside the recorded batch RankMe) and the step each mode is lost (per_mode's
+``lost_step_flow`` / ``lost_step_run``, ``diagnostics.mode_loss_times``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from linear_ssl import diagnostics
 from linear_ssl.bridge.report import agreement_markdown
 from linear_ssl.bridge.rule_flow import rule_flow, rule_from_config
 from linear_ssl.bridge.seed import Seed, measured_states, seed_from_run, sigma2_of
@@ -47,9 +51,10 @@ class Comparison:
 
     table: tidy DataFrame (step, mode, quantity in s/p/tau, measured, predicted) over the
     record steps >= t0. per_mode: one row per mode (seed values, relative errors, collapse
-    calls). parabola: the T8 fit per record step (scale, r2). agreement: the summary
-    (``to_markdown`` prints it, every entry explained). notes: where the run breaks the
-    theory's assumptions or the comparison had to approximate.
+    calls, the step each is lost). parabola: the T8 fit per record step (scale, r2).
+    agreement: the summary (``to_markdown`` prints it, every entry explained). notes: where
+    the run breaks the theory's assumptions or the comparison had to approximate. rank:
+    E9 per record step >= t0 (``_rank_table``).
     """
 
     run: Run
@@ -61,6 +66,7 @@ class Comparison:
     parabola: pd.DataFrame
     agreement: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    rank: pd.DataFrame | None = None
 
     def to_markdown(self) -> str:
         """The agreement table, the top modes and the notes, as Markdown."""
@@ -100,6 +106,22 @@ def _lost(s: np.ndarray, threshold: float) -> np.ndarray:
     """Modes whose s_j is below threshold * max_k s_k (NaN counts as lost)."""
     top = np.nanmax(s) if np.any(np.isfinite(s)) else np.nan
     return ~(s >= threshold * top)
+
+
+def _rank_table(run: Run, steps: np.ndarray, later: np.ndarray, s_run, s_flow) -> pd.DataFrame:
+    """E9 over the record steps >= t0: RankMe of the compared modes' s_j, measured (from the
+    tracked F_hat eigenvalues) and predicted by the flow (``diagnostics.rankme_spectrum``,
+    the uncentred RankMe of the features F_hat averages), and the recorded RankMe of the
+    record step's projector features (``projector_rankme``; nan when not recorded)."""
+    batch = run.spectra["projector_rankme"][later] if "projector_rankme" in run.spectra else np.nan
+    return pd.DataFrame(
+        {
+            "step": steps,
+            "rankme_run": diagnostics.rankme_spectrum(np.asarray(s_run, dtype=float)),
+            "rankme_flow": diagnostics.rankme_spectrum(np.asarray(s_flow, dtype=float)),
+            "projector_rankme": batch,
+        }
+    )
 
 
 def _collapse_t9(h: Hyper, seed: Seed) -> np.ndarray:
@@ -222,8 +244,12 @@ def compare_run(
             "collapsed_t9": collapsed_t9,
             "lost_flow": lost_flow,
             "lost_run": lost_run,
+            "lost_step_flow": seed.step
+            + h.step_of_time(diagnostics.mode_loss_times(t, pred["s"], lost_threshold)),
+            "lost_step_run": diagnostics.mode_loss_times(rec_steps, measured["s"], lost_threshold),
         }
     )
+    rank = _rank_table(run, rec_steps, later, measured["s"], pred["s"])
 
     all_m = measured_states(run, sigma2)
     para = [parabola_fit(all_m["p"][i], all_m["s"][i]) for i in range(len(steps))]
@@ -232,8 +258,15 @@ def compare_run(
     )
     agreement = _agreement(run, h, seed, errors, per_mode, parabola, lost_threshold)
     agreement["flow"] = flow_name
+    agreement["rankme_run_last"] = float(rank["rankme_run"].iloc[-1])
+    agreement["rankme_flow_last"] = float(rank["rankme_flow"].iloc[-1])
+    agreement["rankme_err"] = float(
+        _relative_rms(rank["rankme_flow"].to_numpy()[1:], rank["rankme_run"].to_numpy()[1:])
+    )
     notes.extend(_assumption_notes(run, h, agreement))
-    return Comparison(run, h, seed, flow_name, table, per_mode, parabola, agreement, notes)
+    return Comparison(
+        run, h, seed, flow_name, table, per_mode, parabola, agreement, notes, rank=rank
+    )
 
 
 def _tidy(steps, mode_index, measured, pred) -> pd.DataFrame:

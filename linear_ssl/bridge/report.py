@@ -42,6 +42,9 @@ DESCRIPTIONS = {
     "lost_at_t0": "fraction of modes already below the threshold at t0",
     "collapse_agreement": "fraction of modes where flow and run agree on lost / kept",
     "lost_threshold": "lost: s_j < threshold * max_k s_k",
+    "rankme_run_last": "E9: RankMe of the compared modes' s_j (F_hat), last record",
+    "rankme_flow_last": "E9: RankMe the flow predicts for them, last record",
+    "rankme_err": "E9: relative RMS error of the flow's RankMe(t) after t0",
     "asymmetry_mean": "A3: mean ||Wp - Wp^T||_F / ||Wp||_F",
     "asymmetry_max": "A3: max ||Wp - Wp^T||_F / ||Wp||_F",
     "offdiag_last": "A1/T6: off-diagonal share of ||U^T Wp U||^2, last record",
@@ -74,6 +77,7 @@ def agreement_markdown(
         lines.append(f"| {key} | {_fmt(value)} | {DESCRIPTIONS.get(key, '')} |")
     lines += ["", "Top modes (by s at t0):", ""]
     cols = ["mode", "s0", "p0", "tau0", "err_s", "err_p", "err_tau", "collapsed_t9", "lost_run"]
+    cols += ["lost_step_flow", "lost_step_run"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in per_mode.nlargest(min(8, len(per_mode)), "s0").iterrows():
         lines.append("| " + " | ".join(_fmt(row[k]) for k in cols) + " |")

@@ -24,6 +24,7 @@ from linear_ssl.figures import (
     run_e_fig1,
     run_e_fig3,
     run_overlay,
+    run_rankme,
     run_t_fig2,
     run_t_fig6,
     s_rl_subspace_distance,
@@ -94,6 +95,7 @@ FIGURES: dict[str, FigureSpec] = {
     "run_e_fig1": FigureSpec(run_e_fig1, runs=1),
     "run_e_fig3": FigureSpec(run_e_fig3, runs="many"),
     "run_overlay": FigureSpec(run_overlay, runs=1),
+    "run_rankme": FigureSpec(run_rankme, runs=1),
 }
 THEORY_FIGURES = {name: spec for name, spec in FIGURES.items() if spec.runs == 0}
 RUN_FIGURES = {name: spec for name, spec in FIGURES.items() if spec.runs != 0}

@@ -9,6 +9,7 @@
 
 from linear_ssl.train.config import TrainConfig, load_config
 from linear_ssl.train.loop import (
+    CollapseError,
     NonFiniteLossError,
     Trainer,
     evaluate_run,
@@ -18,6 +19,7 @@ from linear_ssl.train.loop import (
 )
 
 __all__ = [
+    "CollapseError",
     "NonFiniteLossError",
     "TrainConfig",
     "Trainer",

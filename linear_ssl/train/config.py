@@ -113,6 +113,9 @@ class RecordConfig:
     log_every: int = 10  # metrics row every k steps
     rho: float | None = None  # EMA rate of the recorder's F_hat / C_to (None: predictor.rho)
     progress: bool = True  # tqdm progress bar
+    collapse_floor: float = 2.0  # flag a run whose projector RankMe (E9) stays below (0: off)
+    collapse_window: int = 500  # ... at every record of a stretch this many steps long
+    stop_on_collapse: bool = False  # stop (state failed) once flagged
 
 
 @dataclass
@@ -337,6 +340,14 @@ def validate(cfg: DictConfig) -> None:
     positive("record.batches", cfg.record.batches, integer=True)
     _require(cfg.record.every >= 0, "record.every", cfg.record.every, ">= 0 (0: off)")
     positive("record.log_every", cfg.record.log_every, integer=True)
+    floor, window = cfg.record.collapse_floor, cfg.record.collapse_window
+    _require(floor >= 0, "record.collapse_floor", floor, ">= 0 (0: off)")
+    _require(window >= 0, "record.collapse_window", window, ">= 0 (steps)")
+    if cfg.record.stop_on_collapse and not (cfg.record.every > 0 and floor > 0):
+        raise ValueError(
+            "record.stop_on_collapse=true needs records and a floor: set record.every > 0 "
+            "and record.collapse_floor > 0"
+        )
     positive("checkpoint.every", cfg.checkpoint.every, integer=True)
     positive("checkpoint.keep", cfg.checkpoint.keep, integer=True)
     positive("batch_size", cfg.batch_size, integer=True)

@@ -51,6 +51,10 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
+class CollapseError(RuntimeError):
+    """The projector's RankMe stayed below its floor and ``record.stop_on_collapse`` is set."""
+
+
 def resolve_device(name: str) -> torch.device:
     """The device named by ``config.device``; auto picks cuda, else mps, else cpu."""
     if name == "auto":
@@ -254,8 +258,12 @@ class Trainer:
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
         rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
-        every = cfg.record.every
-        self.recorder = Recorder(rho, every, cfg.record.batches) if every > 0 else None
+        rec = cfg.record
+        self.recorder = (
+            Recorder(rho, rec.every, rec.batches, rec.collapse_floor, rec.collapse_window)
+            if rec.every > 0
+            else None
+        )
         distributed.sync_estimates([self.recorder])
         self.step = 0
         self._pending = None  # a spectra snapshot waiting for its host copies
@@ -306,7 +314,8 @@ class Trainer:
             save_checkpoint(state, path)
             for _, old in self.writer.checkpoints()[: -self.cfg.checkpoint.keep]:
                 old.unlink()
-        self.writer.write_status("running", step=self.step, total_steps=self.total_steps)
+        info = self._collapse_info()
+        self.writer.write_status("running", step=self.step, total_steps=self.total_steps, **info)
         self.dist.barrier()
         return path
 
@@ -337,6 +346,23 @@ class Trainer:
                 "(lower optim.lr or predictor.lr and resume or restart)"
             )
         self.method.predictor.raise_deferred()  # the closed-form rule's device-side checks
+
+    def _collapse_info(self) -> dict[str, Any]:
+        """status.json / metrics keys of a run flagged as collapsing (none if it is not)."""
+        watch = self.recorder.collapse if self.recorder is not None else None
+        if watch is None or watch.flagged is None:
+            return {}
+        return {"collapsing_since": watch.flagged, "warning": watch.message()}
+
+    def _check_collapse(self, info: dict[str, Any]) -> None:
+        """Stop a run flagged as collapsing (on every rank: rank 0's flag decides), keeping a
+        checkpoint, when record.stop_on_collapse is set."""
+        if not self.cfg.record.stop_on_collapse:
+            return
+        if info := self.dist.broadcast_object(info):  # ranks see their own batches
+            self._write_record()  # the tracker state the checkpoint keeps
+            self.save_checkpoint()
+            raise CollapseError(f"{info['warning']}: stopped (record.stop_on_collapse=true)")
 
     def train_step(self, batch: torch.Tensor):
         """One optimisation step on a uint8 batch; returns the method's StepOutput."""
@@ -419,6 +445,8 @@ class Trainer:
             "img_per_s": images / elapsed if elapsed > 0 else float("nan"),
         }
         row.update(Recorder.feature_pr(out))
+        if "collapsing_since" in (info := self._collapse_info()):
+            row["collapsing_since"] = info["collapsing_since"]
         if self.probe is not None:
             row.update(self.probe.metrics(self.dist))
         self.writer.append_metrics(row)
@@ -438,7 +466,8 @@ class Trainer:
             dynamic_ncols=True,
         )
         self.writer.write_config(run_config_yaml(cfg))  # the effective config, method_facts
-        self.writer.write_status("running", step=self.step, total_steps=self.total_steps)
+        info = self._collapse_info()  # a resumed run keeps its flag
+        self.writer.write_status("running", step=self.step, total_steps=self.total_steps, **info)
         tick, tick_step = time.perf_counter(), self.step
         B = cfg.batch_size
         try:
@@ -461,6 +490,7 @@ class Trainer:
                         self._check_finite()
                         now = time.perf_counter()
                         row = self._log(out, now - tick, (s - tick_step) * B)
+                        self._check_collapse(self._collapse_info())
                         tick, tick_step = now, s
                         bar.update(s - bar.n)
                         bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.0f}")
@@ -469,11 +499,13 @@ class Trainer:
                         self._check_finite()
                         self.save_checkpoint()
         except (NonFiniteLossError, ValueError, RuntimeError) as err:
-            self.writer.write_status("failed", step=self.step, message=str(err))
+            info = {k: v for k, v in self._collapse_info().items() if k != "warning"}
+            self.writer.write_status("failed", step=self.step, message=str(err), **info)
             raise
         finally:
             bar.close()
-        self.writer.write_status("finished", step=self.step, total_steps=self.total_steps)
+        info = self._collapse_info()
+        self.writer.write_status("finished", step=self.step, total_steps=self.total_steps, **info)
 
 
 # ---------------------------------------------------------------------- entry points

@@ -24,10 +24,16 @@ centred, tracks the centred C12's eigenvectors (``mode12_*``: s_j, sigma_j^2, ta
 p_j of N2's operational form) and, for the balance (T2 on the linear encoder; its
 network form on the projector's last layer), that layer's Gram and Wp^T Wp. The loop
 takes a record at step 0 too (``Trainer.fit``).
+
+Each record also holds the collapse and rank diagnostics E9-E12 (RankMe, LiDAR, alpha-ReQ,
+the l2-normalised std) of the record step's backbone and projector features, both views
+stacked, the two views of each image being LiDAR's groups (``collapse_diagnostics``); a
+``CollapseWatch`` flags a run whose projector RankMe stays below ``record.collapse_floor``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +204,70 @@ def _load_tracker(tracker: diagnostics.EigenTracker, state: dict[str, Any]) -> N
     tracker.load_state_dict({"basis": basis.numpy() if isinstance(basis, torch.Tensor) else basis})
 
 
+def _gram_eigvals(X: np.ndarray) -> np.ndarray:
+    """The top min(N, d) eigenvalues of X^T X (X: (N, d)), descending: the squared singular
+    values of X, from the smaller Gram matrix (X X^T when N < d)."""
+    N, d = X.shape
+    return np.linalg.eigvalsh(X @ X.T if N < d else X.T @ X)[::-1]
+
+
+def collapse_diagnostics(h: np.ndarray, z: np.ndarray) -> dict[str, float]:
+    """E9-E12 of the backbone (h) and projector (z) features of one batch, both views
+    stacked as [view 1; view 2] (2B rows): image i's views are rows i and B + i, LiDAR's
+    groups (E10). RankMe uncentred (E9, the paper's), as ``rankme_spectrum`` of the
+    eigenvalues of X^T X / 2B; alpha-ReQ (E11) on those of the centred covariance; l2_std
+    (E12). Both spectra come from the smaller of the two Gram matrices (eigvalsh), about ten
+    times cheaper than an SVD of X. LiDAR is nan for a batch of one image."""
+    B = h.shape[0] // 2
+    groups = np.tile(np.arange(B), 2)
+    out = {}
+    for name, X in (("backbone", h), ("projector", z)):
+        centred = X - X.mean(axis=0, keepdims=True)
+        moment = _gram_eigvals(X) / X.shape[0]
+        out[f"{name}_rankme"] = float(diagnostics.rankme_spectrum(moment))
+        out[f"{name}_lidar"] = diagnostics.lidar(X, groups) if B >= 2 else math.nan
+        out[f"{name}_alpha_req"] = diagnostics.alpha_req(_gram_eigvals(centred) / (X.shape[0] - 1))
+        out[f"{name}_l2_std"] = diagnostics.l2_std(X)
+    return out
+
+
+@dataclass
+class CollapseWatch:
+    """Flags a run whose projector RankMe (E9) is below ``floor`` at every record of a
+    stretch of at least ``window`` steps (``record.collapse_floor``, ``collapse_window``;
+    floor 0: off). A nan RankMe (all features zero) counts as below. Once raised, the flag
+    stays: ``flagged`` is the step the stretch began."""
+
+    floor: float = 0.0
+    window: int = 0
+    since: int | None = None  # first record step of the current stretch below the floor
+    flagged: int | None = None
+
+    def update(self, step: int, rankme: float) -> None:
+        if self.floor <= 0:
+            return
+        if rankme >= self.floor:
+            self.since = None
+            return
+        if self.since is None:
+            self.since = step
+        if self.flagged is None and step - self.since >= self.window:
+            self.flagged = self.since
+
+    def message(self) -> str:
+        return (
+            f"collapsing at step {self.flagged}: projector RankMe below "
+            f"record.collapse_floor={self.floor:g} for record.collapse_window={self.window} "
+            "steps or more"
+        )
+
+    def state_dict(self) -> dict[str, int | None]:
+        return {"since": self.since, "flagged": self.flagged}
+
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
+        self.since, self.flagged = state["since"], state["flagged"]
+
+
 @dataclass
 class Snapshot:
     """What record ``step`` reads, on its way to the host (``Recorder.snapshot``)."""
@@ -210,12 +280,20 @@ class Snapshot:
 class Recorder:
     """Running F_hat / C_to and the per-record spectra (see the module docstring)."""
 
-    def __init__(self, rho: float, every: int = 0, batches: int = 8) -> None:
+    def __init__(
+        self,
+        rho: float,
+        every: int = 0,
+        batches: int = 8,
+        collapse_floor: float = 0.0,
+        collapse_window: int = 0,
+    ) -> None:
         self.estimate = RunningCorrelation(rho, cross=True)
         self.tracker = diagnostics.EigenTracker()
         self.tracker12 = diagnostics.EigenTracker()
         self.window = WindowEstimate()
         self.every, self.batches = every, min(batches, every) if every else batches
+        self.collapse = CollapseWatch(collapse_floor, collapse_window)
 
     def in_window(self, step: int) -> bool:
         """Whether step's batch enters the record window (the last ``batches`` steps up to
@@ -241,12 +319,15 @@ class Recorder:
     @torch.no_grad()
     def snapshot(self, step: int, method: Any, out: Any) -> Snapshot:
         """Queue the copies record ``step`` reads (F_hat, C_to, Wp when linear, the centred
-        covariances of h1 and z1) to the host; nothing waits for them here."""
+        covariances of h1 and z1, both views' features) to the host; nothing waits here."""
+        h2 = out.h2 if out.h2 is not None else out.h1  # a method without view 2's backbone
         tensors = {
             "F": self.estimate.F,
             "C_to": self.estimate.C_to,
             "cov_h": _centred_cov(out.h1),
             "cov_z": _centred_cov(out.z1),
+            "h": torch.cat([out.h1, h2]),
+            "z": torch.cat([out.z1, out.z2]),
         }
         if method.predictor.matrix is not None:
             tensors["Wp"] = method.predictor.matrix
@@ -278,7 +359,9 @@ class Recorder:
         if not all(np.isfinite(v).all() for v in a.values()):
             return None
         rec = diagnostics.spectra_record(a["F"], a["C_to"], a.get("Wp"), self.tracker)
-        prs = _feature_prs(a["cov_h"], a["cov_z"])
+        scalars = {**_feature_prs(a["cov_h"], a["cov_z"]), **collapse_diagnostics(a["h"], a["z"])}
+        if snap.step > 0:  # the step-0 record is the initial network, not a training outcome
+            self.collapse.update(snap.step, scalars["projector_rankme"])
         window = {k[2:]: v for k, v in a.items() if k.startswith("w_")}
         if window:
             rec.update(window_record(window, a.get("Wp"), self.tracker12))
@@ -287,7 +370,7 @@ class Recorder:
                     rec[key] = a[key]
             if "Wp" in a and "last_gram" in a:
                 rec["Wp_gram"] = a["Wp"].T @ a["Wp"]
-        return {**{k: np.asarray(v) for k, v in prs.items()}, **rec}
+        return {**{k: np.asarray(v) for k, v in scalars.items()}, **rec}
 
     def record(self, method: Any, out: Any) -> dict[str, np.ndarray] | None:
         """A record of the current state at once (``snapshot`` then ``complete``)."""
@@ -295,12 +378,13 @@ class Recorder:
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain containers only (a checkpoint loads with weights_only=True):
-        the trackers' NumPy bases travel as tensors."""
+        the trackers' NumPy bases travel as tensors, the collapse watch as ints / None."""
         return {
             "estimate": self.estimate.state_dict(),
             "tracker": _tracker_state(self.tracker),
             "tracker12": _tracker_state(self.tracker12),
             "window": self.window.state_dict(),
+            "collapse": self.collapse.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
@@ -313,3 +397,5 @@ class Recorder:
         if "tracker12" in state:  # checkpoints before the section-8 records lack these
             _load_tracker(self.tracker12, state["tracker12"])
             self.window.load_state_dict(state["window"], device)
+        if "collapse" in state:  # checkpoints from before E9-E12 have no watch
+            self.collapse.load_state_dict(state["collapse"])

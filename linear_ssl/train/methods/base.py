@@ -80,8 +80,8 @@ def symmetric_loss(
 class StepOutput:
     """What one forward pass gives the loop: the loss and detached features.
 
-    h1: backbone features of view 1; z1, z2: online projector outputs; t1, t2: target
-    projector outputs (all detached, on the training device).
+    h1, h2: backbone features of views 1 and 2; z1, z2: online projector outputs; t1, t2:
+    target projector outputs (all detached, on the training device).
     """
 
     loss: torch.Tensor
@@ -90,6 +90,7 @@ class StepOutput:
     z2: torch.Tensor
     t1: torch.Tensor
     t2: torch.Tensor
+    h2: torch.Tensor | None = None
 
 
 class PredictorHead(nn.Module):
@@ -178,12 +179,13 @@ class Method(nn.Module):
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> StepOutput:
         h1 = self.backbone(v1)
         z1 = self.projector(h1)
-        z2 = self.projector(self.backbone(v2))
+        h2 = self.backbone(v2)
+        z2 = self.projector(h2)
         t1, t2 = self.targets(v1, v2, z1, z2)
         loss = symmetric_loss(self.predictor(z1), self.predictor(z2), t1, t2, self.loss)
         z1d, z2d = z1.detach(), z2.detach()
         self.predictor.observe(z1d, z2d, t1, t2)
-        return StepOutput(loss, h1.detach(), z1d, z2d, t1, t2)
+        return StepOutput(loss, h1.detach(), z1d, z2d, t1, t2, h2=h2.detach())
 
     def after_optimizer_step(self, step: int) -> None:
         self.update_target()

@@ -1,0 +1,432 @@
+"""The flows of the normalised (cosine) loss the networks train with (theory.md 2b: A4, N1, N2).
+
+The loss is -c_L cos(q, z_a), q = Wp W x1, z_a = Wa x2 (c_L = 2 for BYOL's 2 - 2 cos, 4 for
+its symmetric sum). Under A4 (norm concentration) its expected gradient replaces ||q||,
+||z_a|| and cos(q, z_a) by their typical values N_q, N_a and kappa (``scalars``):
+
+    G~ = a Wa X - b Wp W (X+X'),   a = 1 / (N_q N_a),   b = kappa / N_q^2
+    dWp/dt = alpha_p c_L G~ W^T - eta_p Wp                                   (N1)
+    dW/dt  = c_L Wp^T G~        - eta W
+    dWa/dt = beta (W - Wa)                  (SimSiam, h.beta None: Wa == W)
+
+- `vector_field`, `integrate`: N1 for any X, X' (stop_grad=False: the gradient also flows
+  through the target branch, Wa = W: dW/dt gains c_L (a Wp W X - (kappa / N_a^2) W (X+X')),
+  derived from A4 in the same way).
+- `mode_field`, `integrate_modes`: N2, one (p_j, s_j, tau_j) per mode, the modes of one
+  system coupled only through a(t), b(t); vectorised over independent systems by the
+  shared batched RK45 (``solvers.rk45_batched``). ``predictor=`` sets p from s by an R-rule's
+  diagonal form (``PredictorRule.spectrum``) instead of integrating it.
+- `N2Solution.shape` (s^_j = s_j / sum_k s_k) and `N2Solution.rates` (r_j = 2 c_L p_j g_j):
+  d log s^_j / dt = r_j - sum_k s^_k r_k, free of the weight decay.
+
+The cosine loss is scale-invariant: tr(Wp^T G~ W^T) = 0, so with eta = eta_p = 0 the norms
+||W||_F and ||Wp||_F are constant and a fixed point rescaled is a fixed point; T2 holds
+(exactly when eta_p == eta, ``matrix.balance_rate`` otherwise). The ground truth is
+``theory.sgd.simulate(..., loss="cosine")``; compare on shapes, not absolute scales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from linear_ssl import predictors
+from linear_ssl.theory.matrix import _covariance, _matrix, _times, correlation
+from linear_ssl.theory.params import Hyper
+from linear_ssl.theory.solvers import (
+    OnFailure,
+    Solution,
+    handle_failure,
+    rk45_batched,
+    solve_ivp_checked,
+)
+
+__all__ = [
+    "N1Solution",
+    "N2Solution",
+    "Scalars",
+    "integrate",
+    "integrate_modes",
+    "mode_field",
+    "mode_scalars",
+    "scalars",
+    "vector_field",
+]
+
+
+# --------------------------------------------------------------------------- A4's scalars
+
+
+@dataclass(frozen=True)
+class Scalars:
+    """A4's scalars (arrays over any leading axes): N_q, N_a, kappa and N1's a, b."""
+
+    N_q: np.ndarray
+    N_a: np.ndarray
+    kappa: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+def _from_moments(nq2, na2, cross) -> Scalars:
+    """A4 / N1: the scalars from N_q^2 = E||q||^2, N_a^2 = E||z_a||^2 and E[q . z_a]."""
+    N_q, N_a = np.sqrt(nq2), np.sqrt(na2)
+    a = 1.0 / (N_q * N_a)
+    return Scalars(N_q=N_q, N_a=N_a, kappa=cross * a, a=a, b=cross * a / nq2)
+
+
+def scalars(W, Wp, Wa, X, Xp) -> Scalars:
+    """A4: N_q^2 = tr(Wp W (X+X') W^T Wp^T), N_a^2 = tr(Wa (X+X') Wa^T),
+    kappa = tr(Wp W X Wa^T) / (N_q N_a); a = 1/(N_q N_a), b = kappa / N_q^2 (N1).
+
+    W, Wa (..., n2, n1), Wp (..., n2, n2) over any leading axes (e.g. a trajectory).
+    """
+    W, Wp, Wa = (np.asarray(M, dtype=float) for M in (W, Wp, Wa))
+    X, Xp = np.asarray(X, dtype=float), np.asarray(Xp, dtype=float)
+    Q = Wp @ W
+    nq2 = np.einsum("...ij,jk,...ik->...", Q, X + Xp, Q)
+    na2 = np.einsum("...ij,jk,...ik->...", Wa, X + Xp, Wa)
+    return _from_moments(nq2, na2, np.einsum("...ij,jk,...ik->...", Q, X, Wa))
+
+
+def mode_scalars(p, s, tau=1.0, sigma2=0.0) -> Scalars:
+    """N2: A4's scalars from the modes on the LAST axis (N_q^2 = sum_j (1+sigma_j^2) p_j^2 s_j,
+    N_a^2 = sum_j (1+sigma_j^2) tau_j^2 s_j, kappa N_q N_a = sum_j p_j tau_j s_j)."""
+    p, s, tau, sigma2 = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (p, s, tau, sigma2))
+    )
+    c1s = (1.0 + sigma2) * s
+    return _from_moments(
+        np.sum(c1s * p * p, axis=-1), np.sum(c1s * tau * tau, axis=-1), np.sum(p * tau * s, axis=-1)
+    )
+
+
+# --------------------------------------------------------------------------- N1
+
+
+def _derivatives(h, W, Wp, Wa, X, Xs, c_loss, stop_grad):
+    """(dW, dWp, dWa) of N1 at one state; Xs = X + X'. stop_grad=False needs Wa is W."""
+    sc = scalars(W, Wp, Wa, X, Xs - X)
+    WXs = W @ Xs
+    G = sc.a * (Wa @ X) - sc.b * (Wp @ WXs)  # G~
+    dWp = (h.alpha_p * c_loss) * (G @ W.T) - h.eta_p * Wp
+    dW = c_loss * (Wp.T @ G) - h.eta * W
+    if not stop_grad:  # the target branch z = W x2: E[d cos / dz x2^T] under A4
+        dW += c_loss * (sc.a * (Wp @ (W @ X)) - (sc.kappa / sc.N_a**2) * WXs)
+    dWa = None if h.beta is None or not stop_grad else h.beta * (W - Wa)
+    return dW, dWp, dWa
+
+
+def _check_loss(c_loss: float) -> float:
+    if not (np.isfinite(c_loss) and c_loss > 0):
+        raise ValueError(f"c_loss={c_loss!r} is invalid: it must be finite and > 0 (c_L of N1)")
+    return float(c_loss)
+
+
+def vector_field(
+    h: Hyper, W, Wp, Wa=None, X=None, Xp=None, *, c_loss: float = 1.0, stop_grad: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """N1: (dW/dt, dWp/dt, dWa/dt) at one state (module docstring).
+
+    Wa None (or SimSiam, h.beta None, or stop_grad=False) uses Wa = W and returns dWa None;
+    X None is I, Xp None is h.sigma2 I.
+    """
+    W = _matrix("W", W)
+    n2, n1 = W.shape
+    Wp = _matrix("Wp", Wp, (n2, n2))
+    Wa = W if Wa is None or h.beta is None or not stop_grad else _matrix("Wa", Wa, (n2, n1))
+    X = _covariance("X", X, n1, 1.0)
+    Xp = _covariance("Xp", Xp, n1, h.sigma2)
+    return _derivatives(h, W, Wp, Wa, X, X + Xp, _check_loss(c_loss), stop_grad)
+
+
+@dataclass(frozen=True)
+class N1Solution(Solution):
+    """A trajectory of N1: W, Wa (len(t), n2, n1), Wp (len(t), n2, n2); X, Xp the covariances.
+
+    Wa is W itself for SimSiam and for stop_grad=False. ``scalars`` gives A4's N_q, N_a,
+    kappa, a, b along the trajectory, ``F`` the correlation W X W^T.
+    """
+
+    W: np.ndarray
+    Wp: np.ndarray
+    Wa: np.ndarray
+    X: np.ndarray
+    Xp: np.ndarray
+    h: Hyper
+    c_loss: float
+
+    @property
+    def scalars(self) -> Scalars:
+        """A4's scalars at each time, arrays (len(t),)."""
+        return scalars(self.W, self.Wp, self.Wa, self.X, self.Xp)
+
+    @property
+    def F(self) -> np.ndarray:
+        """(len(t), n2, n2): F = W X W^T."""
+        return correlation(self.W, self.X)
+
+
+def integrate(
+    h: Hyper,
+    W0,
+    Wp0,
+    Wa0,
+    t,
+    X=None,
+    Xp=None,
+    c_loss: float = 1.0,
+    *,
+    stop_grad: bool = True,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    method: str = "RK45",
+    max_steps: int | None = None,
+    on_failure: OnFailure = "warn",
+) -> N1Solution:
+    """N1 from (W0, Wp0, Wa0) at t[0], reported at each t (``solvers.solve_ivp_checked``).
+
+    X None: I; Xp None: h.sigma2 I. SimSiam (h.beta None): Wa == W, pass Wa0 = W0 (or None).
+    stop_grad=False: the gradient flows through both branches (needs h.beta None).
+    on_failure: "warn" (default), "raise" or "ignore" when the solver stops early (the
+    states are nan from then on, sol.ok False, sol.message says why).
+    """
+    if not isinstance(h, Hyper):
+        raise TypeError(f"h must be a linear_ssl.theory.Hyper, not {type(h).__name__}")
+    c_loss = _check_loss(c_loss)
+    W0 = _matrix("W0", W0)
+    n2, n1 = W0.shape
+    Wp0 = _matrix("Wp0", Wp0, (n2, n2))
+    X = _covariance("X", X, n1, 1.0)
+    Xp = _covariance("Xp", Xp, n1, h.sigma2)
+    Xs = X + Xp
+    t = _times(t)
+    has_target = h.beta is not None
+    if not stop_grad and has_target:
+        raise ValueError("stop_grad=False needs h.beta=None: the target is W itself")
+    if has_target:
+        Wa0 = _matrix("Wa0", Wa0, (n2, n1))
+    elif Wa0 is not None and not np.array_equal(np.asarray(Wa0, dtype=float), W0):
+        raise ValueError("h.beta is None (SimSiam: Wa == W) but Wa0 differs from W0: pass W0")
+    size, psize = n2 * n1, n2 * n2
+
+    def unpack(y: np.ndarray):
+        W = y[..., :size].reshape(*y.shape[:-1], n2, n1)
+        Wp = y[..., size : size + psize].reshape(*y.shape[:-1], n2, n2)
+        Wa = y[..., size + psize :].reshape(*y.shape[:-1], n2, n1) if has_target else W
+        return W, Wp, Wa
+
+    def rhs(_time: float, y: np.ndarray) -> np.ndarray:
+        dW, dWp, dWa = _derivatives(h, *unpack(y), X, Xs, c_loss, stop_grad)
+        parts = [dW.ravel(), dWp.ravel()] + ([dWa.ravel()] if has_target else [])
+        return np.concatenate(parts)
+
+    y0 = np.concatenate([W0.ravel(), Wp0.ravel()] + ([Wa0.ravel()] if has_target else []))
+    res = solve_ivp_checked(
+        rhs, y0, t, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
+        name="normalised.integrate (N1)",
+    )  # fmt: skip
+    handle_failure(res.ok, res.message, on_failure)
+    W, Wp, Wa = unpack(res.y)
+    return N1Solution(
+        t=t,
+        ok=np.asarray(res.ok),
+        message=res.message,
+        stats={"nfev": res.nfev, "n_steps": np.asarray(res.n_steps)},
+        W=W,
+        Wp=Wp,
+        Wa=Wa,
+        X=X,
+        Xp=Xp,
+        h=h,
+        c_loss=c_loss,
+    )
+
+
+# --------------------------------------------------------------------------- N2
+
+
+def mode_field(h: Hyper, p, s, tau=1.0, sigma2=None, c_loss: float = 1.0):
+    """N2: (dp/dt, ds/dt, dtau/dt) of every mode, the modes of one system on the LAST axis.
+
+    g_j = a tau_j - b (1+sigma_j^2) p_j with a, b from ``mode_scalars``;
+    dp_j/dt = alpha_p c_L s_j g_j - eta_p p_j, ds_j/dt = 2 c_L p_j s_j g_j - 2 eta s_j,
+    dtau_j/dt = beta (1 - tau_j) - tau_j (c_L p_j g_j - eta) (0 for SimSiam).
+    sigma2 None: h.sigma2 for every mode.
+    """
+    sigma2 = h.sigma2 if sigma2 is None else sigma2
+    p, s, tau, sigma2 = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (p, s, tau, sigma2))
+    )
+    sc = mode_scalars(p, s, tau, sigma2)
+    cg = c_loss * (sc.a[..., None] * tau - sc.b[..., None] * (1.0 + sigma2) * p)
+    grow = p * cg - h.eta  # half of d log s / dt
+    dtau = np.zeros_like(tau) if h.beta is None else h.beta * (1.0 - tau) - tau * grow
+    return h.alpha_p * s * cg - h.eta_p * p, 2.0 * s * grow, dtau
+
+
+@dataclass(frozen=True)
+class N2Solution(Solution):
+    """N2 trajectories: p, s, tau (len(t), *S), the modes of each system on S's last axis.
+
+    sigma2 (*S): each mode's augmentation variance. ``shape`` is s^_j = s_j / sum_k s_k,
+    ``rates`` r_j = 2 c_L p_j g_j (d log s^_j/dt = r_j - sum_k s^_k r_k), ``scalars`` A4's
+    N_q, N_a, kappa, a, b as arrays (len(t), *S[:-1]).
+    """
+
+    p: np.ndarray
+    s: np.ndarray
+    tau: np.ndarray
+    sigma2: np.ndarray
+    h: Hyper
+    c_loss: float
+
+    @property
+    def scalars(self) -> Scalars:
+        return mode_scalars(self.p, self.s, self.tau, self.sigma2)
+
+    @property
+    def shape(self) -> np.ndarray:
+        """N2: the shape of the spectrum, s^_j = s_j / sum_k s_k."""
+        return self.s / np.sum(self.s, axis=-1, keepdims=True)
+
+    @property
+    def rates(self) -> np.ndarray:
+        """N2: r_j = 2 c_L p_j g_j, the growth rate of mode j before the shape's mean is removed."""
+        sc = self.scalars
+        g = sc.a[..., None] * self.tau - sc.b[..., None] * (1.0 + self.sigma2) * self.p
+        return 2.0 * self.c_loss * self.p * g
+
+
+def _rule_p(rule, s: np.ndarray, tau: np.ndarray, c1: np.ndarray) -> np.ndarray:
+    """p_j set by an R-rule from C_oo = diag((1+sigma_j^2) s_j), C_to = diag(tau_j s_j), one
+    system per column of s (k, m)."""
+    p = np.empty_like(s)
+    for j in range(s.shape[1]):
+        c = tau[:, j] * s[:, j] if rule.needs_cross else None
+        p[:, j] = rule.spectrum(c1[:, j] * s[:, j], c)
+    return p
+
+
+def integrate_modes(
+    h: Hyper,
+    p0: ArrayLike | None,
+    s0: ArrayLike,
+    t: ArrayLike,
+    tau0: ArrayLike = 1.0,
+    sigma2: ArrayLike | None = None,
+    c_loss: float = 1.0,
+    *,
+    predictor: str | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int | None = None,
+    on_failure: OnFailure = "warn",
+    **rule_params,
+) -> N2Solution:
+    """N2 for a batch of systems: p0, s0, tau0, sigma2 broadcast to one shape S = (..., k).
+
+    The LAST axis holds the k coupled modes of one system; leading axes are independent
+    systems, each one column of ``solvers.rk45_batched``. sigma2 (per mode, broadcast)
+    overrides h.sigma2 when given. t: 1-D, increasing, from 0. SimSiam (h.beta None):
+    tau == 1. predictor: an R-rule name (``predictors.get_rule(name, **rule_params)``,
+    applied to C_oo = diag((1+sigma_j^2) s_j), C_to = diag(tau_j s_j)): p is then set by the
+    rule at every instant (p0 ignored, may be None) and only s, tau evolve.
+    """
+    if not isinstance(h, Hyper):
+        raise TypeError(f"h must be a linear_ssl.theory.Hyper, not {type(h).__name__}")
+    c_loss = _check_loss(c_loss)
+    t = _times(t)
+    if t[0] != 0:
+        raise ValueError("t must start at 0")
+    rule = None
+    if predictor is not None:
+        rule = predictors.get_rule(predictor, **rule_params)
+        if not rule.has_spectrum:
+            raise ValueError(f"predictor={predictor!r} has no spectral form (drop ema or array c)")
+        p0 = 0.0 if p0 is None else p0
+    elif rule_params:
+        raise ValueError(f"rule parameters {sorted(rule_params)} were given without predictor=NAME")
+    sigma2 = h.sigma2 if sigma2 is None else sigma2
+    states = [np.asarray(v, dtype=float) for v in (p0, s0, tau0, sigma2)]
+    try:
+        p0, s0, tau0, sig = np.broadcast_arrays(*states)
+    except ValueError:
+        shapes = ", ".join(str(v.shape) for v in states)
+        raise ValueError(
+            f"p0, s0, tau0, sigma2 have shapes {shapes}: they must broadcast"
+        ) from None
+    if s0.ndim == 0:
+        raise ValueError("s0 needs a last axis of modes (shape (..., k)); pass [s0] for one mode")
+    for name, v in (("p0", p0), ("s0", s0), ("tau0", tau0), ("sigma2", sig)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} has non-finite entries: it must be finite")
+    if np.any(s0 < 0) or np.any(sig < 0):
+        raise ValueError("s0 and sigma2 must be >= 0 (eigenvalues of F and variances)")
+    if h.simsiam and np.any(tau0 != 1):
+        raise ValueError("SimSiam (beta None) has tau == 1: drop tau0 or give Hyper a beta")
+    shape, k = s0.shape, s0.shape[-1]
+    m = s0.size // k
+
+    def columns(v: np.ndarray) -> np.ndarray:  # (..., k) -> (k, m): one column per system
+        return v.reshape(m, k).T
+
+    def back(v: np.ndarray) -> np.ndarray:  # (len(t), k, m) -> (len(t), *S)
+        return np.swapaxes(v, 1, 2).reshape(t.size, *shape)
+
+    names = ([] if rule else ["p"]) + ["s"] + ([] if h.simsiam else ["tau"])
+    rows = {name: slice(i * k, (i + 1) * k) for i, name in enumerate(names)}
+    n_dyn = len(names) * k
+    sig_columns = columns(sig)
+    shared = bool(np.all(sig_columns == sig_columns[:, :1]))
+    # sigma2 shared by every system is a constant (k, 1); else constant rows of the state
+    # (the solver may hand fun any subset of columns)
+    sig_rows = sig_columns[:, :1] if shared else None
+    start = {"p": p0, "s": s0, "tau": tau0}
+    y0 = np.concatenate([columns(start[n]) for n in names] + ([] if shared else [sig_columns]))
+
+    def fun(y: np.ndarray, out: np.ndarray) -> None:
+        s = y[rows["s"]]
+        tau = np.ones_like(s) if h.simsiam else y[rows["tau"]]
+        sig_y = np.broadcast_to(sig_rows if shared else y[n_dyn:], s.shape)
+        p = _rule_p(rule, s, tau, 1.0 + sig_y) if rule else y[rows["p"]]
+        derivatives = mode_field(h, p.T, s.T, tau.T, sig_y.T, c_loss)
+        for name, d in zip(("p", "s", "tau"), derivatives, strict=True):
+            if name in rows:
+                out[rows[name]] = d.T
+        out[n_dyn:] = 0.0
+
+    res = rk45_batched(fun, y0, t, rtol=rtol, atol=atol, max_steps=max_steps)
+    s = back(res.y[:, rows["s"]])
+    tau = np.ones_like(s) if h.simsiam else back(res.y[:, rows["tau"]])
+    if rule:
+        p = np.stack([
+            _rule_p(rule, columns(s_i), columns(tau_i), 1.0 + sig_columns).T.reshape(shape)
+            for s_i, tau_i in zip(s, tau, strict=True)
+        ])  # fmt: skip
+    else:
+        p = back(res.y[:, rows["p"]])
+    ok = res.ok.reshape(shape[:-1])
+    message = ""
+    if not np.all(ok):
+        first = int(np.argmin(res.ok))
+        message = (
+            f"normalised.integrate_modes (N2): {np.count_nonzero(~res.ok)} of {m} systems blew "
+            f"up or went non-finite (e.g. system {first} at t={res.t_fail[first]:.6g}); their "
+            "states are nan from then on (sol.ok is False)"
+        )
+    handle_failure(ok, message, on_failure)
+    return N2Solution(
+        t=t,
+        ok=ok,
+        message=message,
+        stats={"nfev": res.nfev, "n_steps": res.n_steps.reshape(shape[:-1])},
+        p=p,
+        s=s,
+        tau=tau,
+        sigma2=sig.copy(),
+        h=h,
+        c_loss=c_loss,
+    )

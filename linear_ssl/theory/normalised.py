@@ -27,17 +27,20 @@ The cosine loss is scale-invariant: tr(Wp^T G~ W^T) = 0, so with eta = eta_p = 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from linear_ssl import predictors
-from linear_ssl.theory.matrix import _covariance, _matrix, _times, correlation
+from linear_ssl.theory.matrix import _covariance, _matrix, correlation
 from linear_ssl.theory.params import Hyper
 from linear_ssl.theory.solvers import (
+    DEFAULT_MAX_STEPS,
     OnFailure,
     Solution,
+    check_on_failure,
+    check_times,
     handle_failure,
     rk45_batched,
     solve_ivp_checked,
@@ -147,9 +150,11 @@ class N1Solution(Solution):
     """A trajectory of N1: W, Wa (len(t), n2, n1), Wp (len(t), n2, n2); X, Xp the covariances.
 
     Wa is W itself for SimSiam and for stop_grad=False. ``scalars`` gives A4's N_q, N_a,
-    kappa, a, b along the trajectory, ``F`` the correlation W X W^T.
+    kappa, a, b along the trajectory, ``F`` the correlation W X W^T. ok (shape ()), message
+    and stats ("nfev", "n_steps") as for every theory solution.
     """
 
+    t: np.ndarray
     W: np.ndarray
     Wp: np.ndarray
     Wa: np.ndarray
@@ -157,6 +162,9 @@ class N1Solution(Solution):
     Xp: np.ndarray
     h: Hyper
     c_loss: float
+    ok: np.ndarray
+    message: str = ""
+    stats: dict = field(default_factory=dict)
 
     @property
     def scalars(self) -> Scalars:
@@ -183,7 +191,7 @@ def integrate(
     rtol: float = 1e-8,
     atol: float = 1e-10,
     method: str = "RK45",
-    max_steps: int | None = None,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
     on_failure: OnFailure = "warn",
 ) -> N1Solution:
     """N1 from (W0, Wp0, Wa0) at t[0], reported at each t (``solvers.solve_ivp_checked``).
@@ -202,7 +210,8 @@ def integrate(
     X = _covariance("X", X, n1, 1.0)
     Xp = _covariance("Xp", Xp, n1, h.sigma2)
     Xs = X + Xp
-    t = _times(t)
+    t = check_times(t)
+    check_on_failure(on_failure)
     has_target = h.beta is not None
     if not stop_grad and has_target:
         raise ValueError("stop_grad=False needs h.beta=None: the target is W itself")
@@ -273,15 +282,21 @@ class N2Solution(Solution):
 
     sigma2 (*S): each mode's augmentation variance. ``shape`` is s^_j = s_j / sum_k s_k,
     ``rates`` r_j = 2 c_L p_j g_j (d log s^_j/dt = r_j - sum_k s^_k r_k), ``scalars`` A4's
-    N_q, N_a, kappa, a, b as arrays (len(t), *S[:-1]).
+    N_q, N_a, kappa, a, b as arrays (len(t), *S[:-1]). ok (S[:-1]): False for a system
+    that blew up or exceeded its step budget (nan from then on); message, stats ("nfev",
+    "n_steps" per system).
     """
 
+    t: np.ndarray
     p: np.ndarray
     s: np.ndarray
     tau: np.ndarray
     sigma2: np.ndarray
     h: Hyper
     c_loss: float
+    ok: np.ndarray
+    message: str = ""
+    stats: dict = field(default_factory=dict)
 
     @property
     def scalars(self) -> Scalars:
@@ -322,7 +337,7 @@ def integrate_modes(
     predictor: str | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
-    max_steps: int | None = None,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
     on_failure: OnFailure = "warn",
     **rule_params,
 ) -> N2Solution:
@@ -338,9 +353,8 @@ def integrate_modes(
     if not isinstance(h, Hyper):
         raise TypeError(f"h must be a linear_ssl.theory.Hyper, not {type(h).__name__}")
     c_loss = _check_loss(c_loss)
-    t = _times(t)
-    if t[0] != 0:
-        raise ValueError("t must start at 0")
+    t = check_times(t)
+    check_on_failure(on_failure)
     rule = None
     if predictor is not None:
         rule = predictors.get_rule(predictor, **rule_params)
@@ -397,6 +411,7 @@ def integrate_modes(
             if name in rows:
                 out[rows[name]] = d.T
         out[n_dyn:] = 0.0
+        return out
 
     res = rk45_batched(fun, y0, t, rtol=rtol, atol=atol, max_steps=max_steps)
     s = back(res.y[:, rows["s"]])
@@ -409,14 +424,7 @@ def integrate_modes(
     else:
         p = back(res.y[:, rows["p"]])
     ok = res.ok.reshape(shape[:-1])
-    message = ""
-    if not np.all(ok):
-        first = int(np.argmin(res.ok))
-        message = (
-            f"normalised.integrate_modes (N2): {np.count_nonzero(~res.ok)} of {m} systems blew "
-            f"up or went non-finite (e.g. system {first} at t={res.t_fail[first]:.6g}); their "
-            "states are nan from then on (sol.ok is False)"
-        )
+    message = res.failure_message("normalised.integrate_modes (N2)")
     handle_failure(ok, message, on_failure)
     return N2Solution(
         t=t,

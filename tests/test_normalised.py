@@ -293,3 +293,30 @@ def test_T7_coupled_decay_fixed_points_sit_on_s_equals_p_squared():
     np.testing.assert_allclose(p, p_plus, rtol=0.05)
     np.testing.assert_allclose(s, p**2, rtol=0.05)
     assert np.all(np.abs(s - p**2 / 4) > 0.5)
+
+
+# --------------------------------------------------------------------------- SymPy
+
+
+@pytest.mark.slow
+def test_N1_trace_identity_and_N2_from_N1_symbolically():
+    """N1: tr(Wp^T G~ W^T) = 0 for generic 2 x 2 matrices and symmetric X, X'; N2 follows
+    from N1 in the eigenbasis (diagonal W, Wp, Wa = tau W, per-mode sigma_j^2), 2 modes."""
+    from linear_ssl.theory import symbolic
+
+    assert symbolic.n1_trace_identity(2) == 0
+    assert symbolic.n2_residual(2) == ([0, 0], [0, 0], [0, 0])
+
+
+def test_N2_lambdified_sympy_matches_mode_field():
+    """N2: the lambdified SymPy right-hand side equals normalised.mode_field (3 modes)."""
+    from linear_ssl.theory import symbolic
+
+    f = symbolic.n2_rhs_function(3)
+    rng = np.random.default_rng(6)
+    h = Hyper(alpha_p=1.7, beta=0.3, eta=0.02, eta_p=0.09)
+    p, s, tau, sigma2 = rng.uniform(0.1, 1.5, (4, 10, 3))
+    expected = normalised.mode_field(h, p, s, tau, sigma2, c_loss=2.0)
+    got = f(p.T, s.T, tau.T, sigma2.T, h.alpha_p, h.beta, h.eta, h.eta_p, 2.0)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(np.array(g).T, e, rtol=1e-12)

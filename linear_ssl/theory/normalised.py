@@ -88,22 +88,41 @@ def scalars(W, Wp, Wa, X, Xp) -> Scalars:
     """
     W, Wp, Wa = (np.asarray(M, dtype=float) for M in (W, Wp, Wa))
     X, Xp = np.asarray(X, dtype=float), np.asarray(Xp, dtype=float)
+    return _products(W, Wp, Wa, X, X + Xp)[0]
+
+
+def _products(W, Wp, Wa, X, Xs):
+    """(A4's scalars, Wp W Xs, Wa X, Wa Xs): the moments as sums of matrix products."""
     Q = Wp @ W
-    nq2 = np.einsum("...ij,jk,...ik->...", Q, X + Xp, Q)
-    na2 = np.einsum("...ij,jk,...ik->...", Wa, X + Xp, Wa)
-    return _from_moments(nq2, na2, np.einsum("...ij,jk,...ik->...", Q, X, Wa))
+    QXs, WaX, WaXs = Q @ Xs, Wa @ X, Wa @ Xs
+    nq2 = np.sum(QXs * Q, axis=(-2, -1))
+    na2 = np.sum(WaXs * Wa, axis=(-2, -1))
+    return _from_moments(nq2, na2, np.sum(Q * WaX, axis=(-2, -1))), QXs, WaX, WaXs
+
+
+def _mode_moments(p, s, tau, c1) -> Scalars:
+    """N2's scalars with the modes on axis 0 (one system per column); c1 = 1 + sigma_j^2."""
+    c1s = c1 * s
+    ps = p * s
+    return _from_moments(
+        np.sum(c1s * p * p, axis=0), np.sum(c1s * tau * tau, axis=0), np.sum(ps * tau, axis=0)
+    )
+
+
+def _to_rows(*arrays) -> tuple[tuple[int, ...], list[np.ndarray]]:
+    """Broadcast arrays with the modes on the last axis to (k, m) rows (systems as columns)."""
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in arrays))
+    shape = arrays[0].shape
+    k = shape[-1] if shape else 1
+    return shape, [np.ascontiguousarray(v.reshape(-1, k).T) for v in arrays]
 
 
 def mode_scalars(p, s, tau=1.0, sigma2=0.0) -> Scalars:
     """N2: A4's scalars from the modes on the LAST axis (N_q^2 = sum_j (1+sigma_j^2) p_j^2 s_j,
     N_a^2 = sum_j (1+sigma_j^2) tau_j^2 s_j, kappa N_q N_a = sum_j p_j tau_j s_j)."""
-    p, s, tau, sigma2 = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (p, s, tau, sigma2))
-    )
-    c1s = (1.0 + sigma2) * s
-    return _from_moments(
-        np.sum(c1s * p * p, axis=-1), np.sum(c1s * tau * tau, axis=-1), np.sum(p * tau * s, axis=-1)
-    )
+    shape, (p, s, tau, sigma2) = _to_rows(p, s, tau, sigma2)
+    sc = _mode_moments(p, s, tau, 1.0 + sigma2)
+    return Scalars(*(np.reshape(v, shape[:-1]) for v in vars(sc).values()))
 
 
 # --------------------------------------------------------------------------- N1
@@ -111,13 +130,12 @@ def mode_scalars(p, s, tau=1.0, sigma2=0.0) -> Scalars:
 
 def _derivatives(h, W, Wp, Wa, X, Xs, c_loss, stop_grad):
     """(dW, dWp, dWa) of N1 at one state; Xs = X + X'. stop_grad=False needs Wa is W."""
-    sc = scalars(W, Wp, Wa, X, Xs - X)
-    WXs = W @ Xs
-    G = sc.a * (Wa @ X) - sc.b * (Wp @ WXs)  # G~
+    sc, QXs, WaX, WaXs = _products(W, Wp, Wa, X, Xs)
+    G = sc.a * WaX - sc.b * QXs  # G~
     dWp = (h.alpha_p * c_loss) * (G @ W.T) - h.eta_p * Wp
     dW = c_loss * (Wp.T @ G) - h.eta * W
-    if not stop_grad:  # the target branch z = W x2: E[d cos / dz x2^T] under A4
-        dW += c_loss * (sc.a * (Wp @ (W @ X)) - (sc.kappa / sc.N_a**2) * WXs)
+    if not stop_grad:  # the target branch z = W x2 (Wa is W): E[d cos / dz x2^T] under A4
+        dW += c_loss * (sc.a * (Wp @ WaX) - (sc.kappa / sc.N_a**2) * WaXs)
     dWa = None if h.beta is None or not stop_grad else h.beta * (W - Wa)
     return dW, dWp, dWa
 
@@ -190,11 +208,12 @@ def integrate(
     stop_grad: bool = True,
     rtol: float = 1e-8,
     atol: float = 1e-10,
-    method: str = "RK45",
+    method: str = "DOP853",
     max_steps: int | None = DEFAULT_MAX_STEPS,
     on_failure: OnFailure = "warn",
 ) -> N1Solution:
-    """N1 from (W0, Wp0, Wa0) at t[0], reported at each t (``solvers.solve_ivp_checked``).
+    """N1 from (W0, Wp0, Wa0) at t = 0, reported at each t (``solvers.solve_ivp_checked``;
+    DOP853 by default, as ``matrix.integrate``).
 
     X None: I; Xp None: h.sigma2 I. SimSiam (h.beta None): Wa == W, pass Wa0 = W0 (or None).
     stop_grad=False: the gradient flows through both branches (needs h.beta None).
@@ -257,6 +276,26 @@ def integrate(
 # --------------------------------------------------------------------------- N2
 
 
+def _n2(h: Hyper, c_loss: float, p, s, tau, c1, out_p, out_s, out_tau) -> np.ndarray:
+    """N2's right-hand sides with the modes on axis 0 (rows) and one system per column,
+    written into out_p, out_s, out_tau (out_p, out_tau may be None: not wanted);
+    c1 = 1 + sigma_j^2. Returns c_L p_j g_j - eta (d log s_j / dt = 2 of it)."""
+    sc = _mode_moments(p, s, tau, c1)
+    cg = (c_loss * sc.a) * tau - (c_loss * sc.b) * c1 * p  # c_L g_j
+    grow = p * cg - h.eta  # half of d log s / dt
+    if out_p is not None:
+        np.multiply(h.alpha_p * s, cg, out=out_p)
+        out_p -= h.eta_p * p
+    np.multiply(2.0 * s, grow, out=out_s)
+    if out_tau is not None:
+        if h.beta is None:
+            out_tau[...] = 0.0
+        else:
+            np.multiply(tau, grow, out=out_tau)
+            np.subtract(h.beta * (1.0 - tau), out_tau, out=out_tau)
+    return grow
+
+
 def mode_field(h: Hyper, p, s, tau=1.0, sigma2=None, c_loss: float = 1.0):
     """N2: (dp/dt, ds/dt, dtau/dt) of every mode, the modes of one system on the LAST axis.
 
@@ -266,14 +305,10 @@ def mode_field(h: Hyper, p, s, tau=1.0, sigma2=None, c_loss: float = 1.0):
     sigma2 None: h.sigma2 for every mode.
     """
     sigma2 = h.sigma2 if sigma2 is None else sigma2
-    p, s, tau, sigma2 = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (p, s, tau, sigma2))
-    )
-    sc = mode_scalars(p, s, tau, sigma2)
-    cg = c_loss * (sc.a[..., None] * tau - sc.b[..., None] * (1.0 + sigma2) * p)
-    grow = p * cg - h.eta  # half of d log s / dt
-    dtau = np.zeros_like(tau) if h.beta is None else h.beta * (1.0 - tau) - tau * grow
-    return h.alpha_p * s * cg - h.eta_p * p, 2.0 * s * grow, dtau
+    shape, (p, s, tau, sigma2) = _to_rows(p, s, tau, sigma2)
+    out = np.empty((3, *p.shape))
+    _n2(h, _check_loss(c_loss), p, s, tau, 1.0 + sigma2, *out)
+    return tuple(d.T.reshape(shape) for d in out)
 
 
 @dataclass(frozen=True)
@@ -310,9 +345,9 @@ class N2Solution(Solution):
     @property
     def rates(self) -> np.ndarray:
         """N2: r_j = 2 c_L p_j g_j, the growth rate of mode j before the shape's mean is removed."""
-        sc = self.scalars
-        g = sc.a[..., None] * self.tau - sc.b[..., None] * (1.0 + self.sigma2) * self.p
-        return 2.0 * self.c_loss * self.p * g
+        shape, (p, s, tau, sigma2) = _to_rows(self.p, self.s, self.tau, self.sigma2)
+        grow = _n2(self.h, self.c_loss, p, s, tau, 1.0 + sigma2, None, np.empty_like(s), None)
+        return 2.0 * (grow + self.h.eta).T.reshape(shape)
 
 
 def _rule_p(rule, s: np.ndarray, tau: np.ndarray, c1: np.ndarray) -> np.ndarray:
@@ -397,19 +432,21 @@ def integrate_modes(
     shared = bool(np.all(sig_columns == sig_columns[:, :1]))
     # sigma2 shared by every system is a constant (k, 1); else constant rows of the state
     # (the solver may hand fun any subset of columns)
-    sig_rows = sig_columns[:, :1] if shared else None
     start = {"p": p0, "s": s0, "tau": tau0}
     y0 = np.concatenate([columns(start[n]) for n in names] + ([] if shared else [sig_columns]))
 
-    def fun(y: np.ndarray, out: np.ndarray) -> None:
+    c1_shared = 1.0 + sig_columns[:, :1] if shared else None
+
+    def fun(y: np.ndarray, out: np.ndarray) -> np.ndarray:
         s = y[rows["s"]]
-        tau = np.ones_like(s) if h.simsiam else y[rows["tau"]]
-        sig_y = np.broadcast_to(sig_rows if shared else y[n_dyn:], s.shape)
-        p = _rule_p(rule, s, tau, 1.0 + sig_y) if rule else y[rows["p"]]
-        derivatives = mode_field(h, p.T, s.T, tau.T, sig_y.T, c_loss)
-        for name, d in zip(("p", "s", "tau"), derivatives, strict=True):
-            if name in rows:
-                out[rows[name]] = d.T
+        tau = 1.0 if h.simsiam else y[rows["tau"]]
+        c1 = c1_shared if shared else 1.0 + y[n_dyn:]
+        if rule:
+            p = _rule_p(rule, s, np.broadcast_to(tau, s.shape), np.broadcast_to(c1, s.shape))
+        else:
+            p = y[rows["p"]]
+        parts = [out[rows[n]] if n in rows else None for n in ("p", "s", "tau")]
+        _n2(h, c_loss, p, s, tau, c1, *parts)
         out[n_dyn:] = 0.0
         return out
 

@@ -8,7 +8,8 @@ Run: OMP_NUM_THREADS=1 python benchmarks/bench_normalised.py
    beta = 0.4, alpha_p = 1, eta = 0.01, tau0 = 1, t in [0, 50], 11 outputs, rtol 1e-6;
    beside T7 (modes.integrate) on the same 2 x 16384 modes, which are independent there.
 2. N1 (integrate) at n1 = n2 = n in {64, 256} to t = 20 (BYOL, beta = 0.5, eta = 0.01,
-   X = I, X' = 0.1 I, N(0, 1/n) entries), beside T1 (matrix.integrate), both DOP853.
+   X = I, X' = 0.1 I, N(0, 1/n) entries), beside T1 (matrix.integrate), both at their
+   default RK45, rtol 1e-6.
 """
 
 from __future__ import annotations

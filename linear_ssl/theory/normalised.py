@@ -206,14 +206,14 @@ def integrate(
     c_loss: float = 1.0,
     *,
     stop_grad: bool = True,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    method: str = "DOP853",
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    method: str = "RK45",
     max_steps: int | None = DEFAULT_MAX_STEPS,
     on_failure: OnFailure = "warn",
 ) -> N1Solution:
     """N1 from (W0, Wp0, Wa0) at t = 0, reported at each t (``solvers.solve_ivp_checked``;
-    DOP853 by default, as ``matrix.integrate``).
+    RK45 at rtol 1e-6 by default, as ``matrix.integrate``).
 
     X None: I; Xp None: h.sigma2 I. SimSiam (h.beta None): Wa == W, pass Wa0 = W0 (or None).
     stop_grad=False: the gradient flows through both branches (needs h.beta None).

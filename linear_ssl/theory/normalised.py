@@ -475,3 +475,86 @@ def integrate_modes(
         h=h,
         c_loss=c_loss,
     )
+
+
+# --------------------------------------------------------------------------- N3
+
+
+@dataclass(frozen=True)
+class N3Gap:
+    """N3 at one (d, lr, seed): the gaps between seed-averaged cosine-loss SGD and a flow
+    from the same start, on the directions of W and Wp, relative to how far N1 moves them.
+
+    d_eff: participation ratio of F(0) (the effective dimension); n1: SGD vs N1;
+    squared: SGD vs the squared-error flow T1 at its best time scale ``scale``.
+    """
+
+    d: int
+    lr: float
+    seed: int
+    d_eff: float
+    n1: float
+    squared: float
+    scale: float
+
+
+def _directions(W: np.ndarray, Wp: np.ndarray) -> np.ndarray:
+    """(..., n2 n1 + n2 n2): W and Wp each scaled to unit Frobenius norm, side by side."""
+    unit = [M / np.linalg.norm(M, axis=(-2, -1), keepdims=True) for M in (W, Wp)]
+    return np.concatenate([u.reshape(*u.shape[:-2], -1) for u in unit], axis=-1)
+
+
+def n3_gap(
+    d: int,
+    lr: float,
+    seed: int = 0,
+    *,
+    flow_time: float = 4.0,
+    seeds: int = 16,
+    batch: int = 64,
+    sigma2: float = 0.2,
+    scales: ArrayLike | None = None,
+) -> N3Gap:
+    """N3: SimSiam on the cosine-loss linear model at n1 = n2 = d (x ~ N(0, I), X' = sigma2 I,
+    eta = 0 so SGD has no spherical drift to balance), W(0) with N(0, 1/d) entries,
+    Wp(0) = I + 0.3 N(0, 1/d); ``theory.sgd.simulate(loss="cosine")`` over `seeds` seeds
+    (averaged) at learning rate lr to `flow_time`, against N1 and against T1 run at time
+    c t for the best c of `scales` (default 41 values from 1e-4 to 10, log-spaced).
+    The gap is the largest distance, over 4 records, between the directions of (W, Wp)
+    (each scaled to norm 1), divided by the distance N1 moves them by flow_time.
+    """
+    from linear_ssl.diagnostics import participation_ratio
+    from linear_ssl.theory import matrix, sgd
+
+    rng = np.random.default_rng(seed)
+    W0 = rng.normal(size=(d, d)) / np.sqrt(d)
+    Wp0 = np.eye(d) + 0.3 * rng.normal(size=(d, d)) / np.sqrt(d)
+    h = Hyper(alpha_p=1.0, eta=0.0, sigma2=sigma2)
+    steps = max(4, int(round(flow_time / lr)))
+    run = sgd.simulate(
+        h, W0, Wp0, None, lr=lr, steps=steps, batch=batch, seeds=seeds, seed=seed,
+        record_every=steps // 4, loss="cosine",
+    )  # fmt: skip
+    measured = _directions(run.W.mean(axis=1), run.Wp.mean(axis=1))
+    flow = integrate(h, W0, Wp0, W0, run.t, on_failure="raise")
+    start, path = _directions(W0, Wp0), _directions(flow.W, flow.Wp)
+    moved = np.linalg.norm(path[-1] - start)
+
+    def gap(other: np.ndarray) -> float:
+        return float(np.linalg.norm(measured - other, axis=-1).max() / moved)
+
+    scales = np.geomspace(1e-4, 10.0, 41) if scales is None else np.asarray(scales, float)
+    squared = []
+    for c in scales:
+        sol = matrix.integrate(h, W0, Wp0, None, c * run.t, on_failure="ignore")
+        squared.append(gap(_directions(sol.W, sol.Wp)) if sol.all_ok else np.inf)
+    best = int(np.argmin(squared))
+    return N3Gap(
+        d=d,
+        lr=lr,
+        seed=seed,
+        d_eff=participation_ratio(W0 @ W0.T),
+        n1=gap(path),
+        squared=float(squared[best]),
+        scale=float(scales[best]),
+    )

@@ -232,6 +232,10 @@ def test_T1_from_training_coupled_decay_gives_eta_p_alpha_p_wd():
     single = Hyper.from_training(**kwargs, predictor_decay="single")
     assert single.eta_p == pytest.approx(single.eta)
     assert Hyper(alpha_p=2.0, eta=0.3).eta_p == 0.3  # None: eta
+    for bad, error in ((-0.1, ValueError), (float("nan"), ValueError), ("0.1", TypeError)):
+        with pytest.raises(error, match="Hyper.eta_p=") as err:
+            Hyper(eta_p=bad)
+        assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="predictor_decay") as err:
         Hyper.from_training(**kwargs, predictor_decay="both")
     assert "\n" not in str(err.value)

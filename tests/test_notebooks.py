@@ -240,6 +240,7 @@ def test_05_beyond_byol_S3_S5_S9_J4(tmp_path, kernel_env, monkeypatch):
     assert summary["flow_vs_closed_form"] < 1e-2
 
 
+@pytest.mark.slow  # a kernel, N2 and both SGD runs (~15 s on a shared 2-core CPU)
 def test_06_normalised_vs_squared_threshold_sgd_and_basin(tmp_path, kernel_env, monkeypatch):
     """2b against T9: past T9's threshold T7 collapses every mode while N2 keeps the shape
     (rerun here) and its scale is exactly e^(-2 eta t) of the start (N1's trace identity);

@@ -13,6 +13,9 @@ from matplotlib.figure import Figure
 from linear_ssl.figures.style import OKABE_ITO, style
 from linear_ssl.theory import Hyper, matrix
 
+#: near and below this the range block's norm is the integrator's error (its atol is 1e-9)
+FLOOR = 1e-7
+
 TITLE = "[T] Fig. 8 (corrected): the skew part of Wp inside range(F) and on null(F)"
 
 
@@ -83,12 +86,17 @@ def data(
 
 def draw(data: SymmetryData) -> Figure:
     """Draw [T] Fig. 8 (corrected): skew part of Wp inside range(F) (solid) and on null(F)
-    (dashed; dotted: exp(-eta_p t)), log scale."""
+    (dashed; dotted: exp(-eta_p t)), log scale, down to ``FLOOR``."""
     with style():
         fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
         for i, (eta, g) in enumerate(data.table.groupby("eta")):
             colour = OKABE_ITO[i % len(OKABE_ITO)]
-            ax.plot(g.t, g["range"], color=colour, label=f"$\\eta$ = {eta:g}: skew in range(F)")
+            ax.plot(
+                g.t,
+                g["range"].where(g["range"] > FLOOR),
+                color=colour,
+                label=f"$\\eta$ = {eta:g}: skew in range(F)",
+            )
             ax.plot(
                 g.t, g["null"], color=colour, ls="--", label=f"$\\eta$ = {eta:g}: skew on null(F)"
             )

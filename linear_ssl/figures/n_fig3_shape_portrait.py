@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from linear_ssl.figures.style import legend_below, style
+from linear_ssl.figures.style import OKABE_ITO, legend_below, style
 from linear_ssl.theory import Hyper, modes, normalised
 
 TITLE = "N2 beside [T] Fig. 3: which of two modes wins the spectrum's shape"
@@ -90,7 +90,10 @@ def data(
 
 def draw(data: ShapePortraitData) -> Figure:
     """Draw N2's shape portrait: final share of mode 0 (colour), trajectories (dark) and
-    the even split under N2 (solid) and under T7 (dashed)."""
+    the even split under N2 (solid) and under T7 (dashed, drawn over N2's: at these
+    settings it falls on it in every panel, so who wins is the same and the colours, the
+    final shares, are what differ: at eta = 0.1 T7 ends every surviving pair at T9's p+,
+    an even split)."""
     with style():
         n = len(data.etas)
         fig, axes = plt.subplots(
@@ -103,11 +106,17 @@ def draw(data: ShapePortraitData) -> Figure:
                 data.p0, data.share0, share, vmin=0, vmax=1, cmap="RdBu_r", shading="auto"
             )
             ax.contour(data.p0, data.share0, share, levels=[0.5], colors="k", linewidths=1.2)
-            if np.isfinite(squared).any():
+            if np.isfinite(squared).any():  # T7's even split, over N2's (which it falls on)
                 ax.contour(
-                    data.p0, data.share0, np.nan_to_num(squared, nan=0.0), levels=[0.5],
-                    colors="k", linestyles="--", linewidths=1.0,
-                )  # fmt: skip
+                    data.p0,
+                    data.share0,
+                    np.nan_to_num(squared, nan=0.0),
+                    levels=[0.5],
+                    colors=OKABE_ITO[4],
+                    linestyles="--",
+                    linewidths=1.4,
+                    zorder=3,
+                )
             for _, g in data.trajectories[data.trajectories.eta == eta].groupby("start"):
                 ax.plot(g.p, g.share, color="0.15", lw=0.9)
                 ax.plot(g.p.iloc[0], g.share.iloc[0], "o", color="0.15", ms=3)
@@ -116,12 +125,12 @@ def draw(data: ShapePortraitData) -> Figure:
         fig.colorbar(mesh, ax=axes[0, -1], label=rf"$\hat s_0$ at $t$ = {data.t_end:g}")
         handles = [
             Line2D([], [], color="k", lw=1.2),
-            Line2D([], [], color="k", ls="--", lw=1.0),
+            Line2D([], [], color=OKABE_ITO[4], ls="--", lw=1.4),
             Line2D([], [], color="0.15", lw=0.9, marker="o", ms=3),
         ]
         labels = [
             "even split under N2",
-            "even split under T7 (squared error)",
+            "even split under T7 (squared error): the same curve",
             "N2 orbits (o: start)",
         ]
         legend_below(fig, handles, labels)

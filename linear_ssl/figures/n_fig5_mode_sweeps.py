@@ -10,7 +10,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from linear_ssl.figures.style import OKABE_ITO, style
-from linear_ssl.figures.t_fig5_mode_sweeps import sweep_frame, sweep_label, sweep_settings
+from linear_ssl.figures.t_fig5_mode_sweeps import (
+    BETAS,
+    ETAS,
+    P0,
+    sweep_frame,
+    sweep_heading,
+    sweep_label,
+    sweep_settings,
+)
 from linear_ssl.theory import Hyper, normalised
 
 TITLE = "N2 beside [T] Fig. 5: the normalised loss over an eta sweep and an EMA sweep"
@@ -27,11 +35,11 @@ class NormalisedSweepsData:
 
 
 def data(
-    etas: tuple[float, ...] = (0.0, 0.01, 0.04, 0.1),
-    betas: tuple[float | None, ...] = (0.04, 0.1, 0.4, 1.0, None),
+    etas: tuple[float, ...] = ETAS,
+    betas: tuple[float | None, ...] = BETAS,
     beta: float = 0.4,
     eta: float = 0.04,
-    p0: tuple[float, ...] = (-0.1, 0.0, 0.05, 0.1, 0.2, 0.4),
+    p0: tuple[float, ...] = P0,
     s0: float = 0.2,
     alpha_p: float = 1.0,
     sigma2: float = 0.0,
@@ -66,14 +74,7 @@ def draw(data: NormalisedSweepsData) -> Figure:
                 for j, (_, m) in enumerate(g.groupby("mode")):
                     axes[row, 0].plot(m.t, m["shape"], color=colour, lw=1)
                     axes[row, 1].plot(m.t, m.p, color=colour, lw=1, label=label if j == 0 else None)
-            fixed = (
-                f"$\\beta$ = {sub.beta.iloc[0]:g}"
-                if sweep == "eta"
-                else f"$\\eta$ = {sub.eta.iloc[0]:g}"
-            )
-            axes[row, 0].set_title(
-                f"{'weight decay' if sweep == 'eta' else 'EMA'} sweep ({fixed}): shape $\\hat s_j$"
-            )
+            axes[row, 0].set_title(f"{sweep_heading(sweep, sub)}: shape $\\hat s_j$")
             axes[row, 1].set_title("$p_j$")
             axes[row, 0].set(ylabel=r"$\hat s_j = s_j / \sum_k s_k$", yscale="log")
             axes[row, 1].set_ylabel("$p_j$")

@@ -15,6 +15,11 @@ from linear_ssl.theory import Hyper, modes
 
 TITLE = "[T] Fig. 5: T7 over an eta sweep and an EMA sweep"
 
+#: [T] Fig. 5's sweeps and modes, shared with N2's counterpart (n_fig5_mode_sweeps)
+ETAS: tuple[float, ...] = (0.0, 0.01, 0.04, 0.1)
+BETAS: tuple[float | None, ...] = (0.04, 0.1, 0.4, 1.0, None)
+P0: tuple[float, ...] = (-0.1, 0.0, 0.05, 0.1, 0.2, 0.4)
+
 
 @dataclass
 class ModeSweepsData:
@@ -51,12 +56,19 @@ def sweep_label(sweep: str, value: float) -> str:
     return "SimSiam" if np.isnan(value) else f"$\\beta$ = {value:g}"
 
 
+def sweep_heading(sweep: str, table: pd.DataFrame) -> str:
+    """A sweep's panel heading, naming the setting it holds fixed (the table's rows)."""
+    if sweep == "eta":
+        return f"weight decay sweep ($\\beta$ = {table.beta.iloc[0]:g})"
+    return f"EMA sweep ($\\eta$ = {table.eta.iloc[0]:g})"
+
+
 def data(
-    etas: tuple[float, ...] = (0.0, 0.01, 0.04, 0.1),
-    betas: tuple[float | None, ...] = (0.04, 0.1, 0.4, 1.0, None),
+    etas: tuple[float, ...] = ETAS,
+    betas: tuple[float | None, ...] = BETAS,
     beta: float = 0.4,
     eta: float = 0.04,
-    p0: tuple[float, ...] = (-0.1, 0.0, 0.05, 0.1, 0.2, 0.4),
+    p0: tuple[float, ...] = P0,
     s0: float = 0.02,
     alpha_p: float = 1.0,
     sigma2: float = 0.0,
@@ -95,14 +107,7 @@ def draw(data: ModeSweepsData) -> Figure:
                     axes[row, 1].plot(m.t, m.s, color=colour, lw=1)
                 lam = g.groupby("t").K.min()
                 axes[row, 2].plot(lam.index, lam.values, color=colour, label=label)
-            fixed = (
-                f"$\\beta$ = {sub.beta.iloc[0]:g}"
-                if sweep == "eta"
-                else f"$\\eta$ = {sub.eta.iloc[0]:g}"
-            )
-            axes[row, 0].set_title(
-                f"{'weight decay' if sweep == 'eta' else 'EMA'} sweep ({fixed}): $p_j$"
-            )
+            axes[row, 0].set_title(f"{sweep_heading(sweep, sub)}: $p_j$")
             axes[row, 1].set_title("$s_j$")
             axes[row, 2].set_title(r"$\lambda_{\min}(K)$ (T6)")
             axes[row, 2].axhline(0.0, color="0.5", lw=0.8)

@@ -12,6 +12,8 @@ from linear_ssl.figures import (
     THEORY_FIGURES,
     e_fig2_polar_distance,
     make_figure,
+    n_fig3_shape_portrait,
+    n_fig5_mode_sweeps,
     t_fig3_phase_portrait,
     t_fig4_parabola_flow,
     t_fig5_mode_sweeps,
@@ -22,7 +24,7 @@ from linear_ssl.figures import (
     theory_figures,
 )
 from linear_ssl.figures.style import SADDLE, STABLE, UNSTABLE
-from linear_ssl.theory import Hyper, modes
+from linear_ssl.theory import Hyper, modes, normalised
 
 
 def t7_closed_form(alpha_p, eta, sigma2, tau, p, s):
@@ -140,14 +142,18 @@ def test_fig7_A1_holds_for_a_fast_ema():
     assert df[df.t == df.t.max()]["corr"].min() > 0.99
 
 
-def test_fig8_skew_part_vanishes_with_weight_decay():
-    """[T] Fig. 8 / T6: under the unsymmetrised flow skew(Wp) -> 0 for eta > 0."""
+def test_fig8_skew_part_vanishes_in_range_and_decays_as_eta_p_on_null():
+    """[T] Fig. 8 (corrected): under the unsymmetrised T1 with a rank-deficient F, the skew
+    part of Wp on null(F) is exactly exp(-eta_p t) times its start (frozen at eta = 0),
+    while inside range(F) it vanishes for every eta, eta = 0 included."""
     df = t_fig8_predictor_symmetry.data(etas=(0.0, 0.1), n=5, t_end=100.0, points=51).table
-    decayed = df[df.eta == 0.1]
-    assert decayed["skew"].iloc[-1] < 1e-2 * decayed["skew"].iloc[0]
-    assert decayed["sym"].iloc[-1] > 0.1  # the symmetric part survives
-    frozen = df[df.eta == 0.0]  # no weight decay: nothing pulls the skew part down
-    assert frozen["skew"].iloc[-1] > 0.1 * frozen["skew"].iloc[0]
+    for eta, g in df.groupby("eta"):
+        np.testing.assert_allclose(g["null"], g["null_predicted"], rtol=1e-6, atol=1e-12)
+        assert g["range"].iloc[-1] < 0.1 * g["range"].iloc[0], eta
+        assert g["sym"].iloc[-1] > 0.1  # the symmetric part survives
+    frozen = df[df.eta == 0.0]
+    assert np.all(np.diff(frozen["range"].to_numpy()) < 0)  # still falling at t_end
+    assert frozen["null"].iloc[-1] == pytest.approx(frozen["null"].iloc[0], rel=1e-9)
 
 
 def test_fig9_commutator_obeys_T6_bound():
@@ -206,3 +212,31 @@ def test_unknown_figure_is_a_clear_error(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="unknown theory figures"):
         theory_figures(tmp_path, names=["fig99"], progress=False)
+
+
+def test_n_fig3_grid_and_trajectories_agree_and_differ_from_T7():
+    """N2's shape portrait: the batched grid solve ends where a lone solve of the same
+    grid point does (two computations); at eta = 0.1 T7 brings every surviving mode to T9's
+    (p+, p+^2), an even split, while N2 keeps the shares apart."""
+    data = n_fig3_shape_portrait.data(etas=(0.1,), grid=25, t_end=30.0, points=11)
+    h = Hyper(alpha_p=1.0, eta=0.1)
+    for i, j in [(3, 17), (9, 7), (18, 12)]:
+        p0, share0 = np.array([data.p0[j], data.p1]), np.array([data.share0[i], 0.0])
+        share0[1] = 1.0 - share0[0]
+        lone = normalised.integrate_modes(h, p0, share0, np.linspace(0.0, data.t_end, 31))
+        assert lone.shape[-1, 0] == pytest.approx(data.share[0, i, j], abs=1e-4)
+    both = (data.squared[0] > 0.05) & (data.squared[0] < 0.95)
+    assert both.mean() > 0.5
+    assert np.mean(np.abs(data.squared[0][both] - 0.5) < 0.02) > 0.9  # a few still moving
+    assert data.share[0][both].std() > 0.2
+
+
+def test_n_fig5_large_p_modes_lose_and_the_p_meet():
+    """N2 on [T] Fig. 5's modes: without weight decay every p_j meets the common rest value
+    (g_j = 0 for all j when the modes share tau and sigma2), and the mode started with the
+    largest p ends with the smallest share of the spectrum (under T7 it would win)."""
+    df = n_fig5_mode_sweeps.data(etas=(0.0,), betas=(), t_end=30.0, step=1.0).table
+    last = df[df.t == df.t.max()].sort_values("mode")
+    assert last.p.max() - last.p.min() < 1e-3 * last.p.abs().max()
+    assert last["shape"].idxmin() == last.index[-1]  # mode 5 started at p0 = 0.4
+    np.testing.assert_allclose(last["shape"].sum(), 1.0)

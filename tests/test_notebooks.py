@@ -238,3 +238,28 @@ def test_05_beyond_byol_S3_S5_S9_J4(tmp_path, kernel_env, monkeypatch):
     assert orders["jepa5"] == np.argsort(-rho).tolist()
     np.testing.assert_allclose(summary["asymptotic_ratio"], 1.0, atol=1e-3)
     assert summary["flow_vs_closed_form"] < 1e-2
+
+
+@pytest.mark.slow  # a kernel, N2 and both SGD runs (~15 s on a shared 2-core CPU)
+def test_06_normalised_vs_squared_threshold_sgd_and_basin(tmp_path, kernel_env, monkeypatch):
+    """2b against T9: past T9's threshold T7 collapses every mode while N2 keeps the shape
+    (rerun here) and its scale is exactly e^(-2 eta t) of the start (N1's trace identity);
+    cosine-loss SGD keeps a finite norm and its effective dimension where squared-error
+    SGD collapses; a mode below p- on the parabola dies under T7, not under N2."""
+    from linear_ssl.theory import normalised
+
+    nb, summary = execute("06_normalised_vs_squared.ipynb", tmp_path, kernel_env, monkeypatch)
+    assert images(nb) >= 3
+    h = Hyper(**summary["hyper"])
+    assert h.eta > h.collapse_threshold
+    assert max(summary["t7_s_end"]) < 1e-3
+    ref = normalised.integrate_modes(h, summary["p0"], summary["s0"], [0.0, summary["t_end"]])
+    np.testing.assert_allclose(summary["n2_shape_end"], ref.shape[-1], rtol=1e-4)
+    assert min(summary["n2_shape_end"]) > 0.01
+    assert summary["n2_scale_drift"] < 1e-4
+    cosine, squared = summary["sgd"]["cosine"], summary["sgd"]["squared"]
+    assert cosine["norm_ratio"] > 0.03 and cosine["d_eff"] > 6
+    assert squared["norm_ratio"] < 1e-3
+    basin = summary["basin"]
+    assert basin["p_minus"] == pytest.approx(float(modes.fixed_points(Hyper(eta=0.1))[0]))
+    assert basin["t7_ratio_end"] < 0.01 < 0.5 < basin["n2_ratio_end"]  # s0/s1 started at 0.02

@@ -21,6 +21,9 @@ from matplotlib.figure import Figure
 from linear_ssl.figures import (
     e_fig2_polar_distance,
     j_jepa_critical_times,
+    n3_gap_dimension,
+    n_fig3_shape_portrait,
+    n_fig5_mode_sweeps,
     run_e_fig1,
     run_e_fig3,
     run_overlay,
@@ -85,6 +88,14 @@ FIGURES: dict[str, FigureSpec] = {
     "e_fig2_polar_distance": FigureSpec(
         e_fig2_polar_distance, fast=dict(betas=(0.03, 0.3, 3.0), runs=2)
     ),
+    # the normalised loss (theory.md 2b)
+    "n_fig3_shape_portrait": FigureSpec(
+        n_fig3_shape_portrait, fast=dict(grid=15, points=41, t_end=10.0)
+    ),
+    "n_fig5_mode_sweeps": FigureSpec(
+        n_fig5_mode_sweeps, fast=dict(etas=(0.0, 0.04), betas=(0.4, None), t_end=10.0, step=0.5)
+    ),
+    "n3_gap_dimension": FigureSpec(n3_gap_dimension, fast=dict(dims=(4, 16), seeds=(0,))),
     # theory.md section 9
     "s_rl_subspace_distance": FigureSpec(
         s_rl_subspace_distance, fast=dict(n=8, k=2, inits=3, t_end=200.0, points=9)

@@ -15,6 +15,11 @@ from linear_ssl.theory import Hyper, modes
 
 TITLE = "[T] Fig. 5: T7 over an eta sweep and an EMA sweep"
 
+#: [T] Fig. 5's sweeps and modes, shared with N2's counterpart (n_fig5_mode_sweeps)
+ETAS: tuple[float, ...] = (0.0, 0.01, 0.04, 0.1)
+BETAS: tuple[float | None, ...] = (0.04, 0.1, 0.4, 1.0, None)
+P0: tuple[float, ...] = (-0.1, 0.0, 0.05, 0.1, 0.2, 0.4)
+
 
 @dataclass
 class ModeSweepsData:
@@ -27,12 +32,43 @@ class ModeSweepsData:
     s0: float
 
 
+def sweep_settings(
+    etas: tuple[float, ...], betas: tuple[float | None, ...], beta: float | None, eta: float
+) -> list[tuple[str, float, float | None]]:
+    """[T] Fig. 5's two sweeps as (sweep, eta, beta): eta at EMA rate beta, beta at eta."""
+    return [("eta", e, beta) for e in etas] + [("beta", eta, b) for b in betas]
+
+
+def sweep_frame(
+    sweep: str, eta: float, beta: float | None, t: np.ndarray, **states: np.ndarray
+) -> pd.DataFrame:
+    """A tidy frame of one sweep setting: states (len(t), n_modes) flattened per (t, mode)."""
+    n_t, n_m = next(iter(states.values())).shape
+    columns = {"sweep": sweep, "eta": eta, "beta": np.nan if beta is None else beta}
+    columns |= {"t": np.repeat(t, n_m), "mode": np.tile(np.arange(n_m), n_t)}
+    return pd.DataFrame(columns | {k: v.ravel() for k, v in states.items()})
+
+
+def sweep_label(sweep: str, value: float) -> str:
+    """The legend label of one sweep value (beta NaN: SimSiam)."""
+    if sweep == "eta":
+        return f"$\\eta$ = {value:g}"
+    return "SimSiam" if np.isnan(value) else f"$\\beta$ = {value:g}"
+
+
+def sweep_heading(sweep: str, table: pd.DataFrame) -> str:
+    """A sweep's panel heading, naming the setting it holds fixed (the table's rows)."""
+    if sweep == "eta":
+        return f"weight decay sweep ($\\beta$ = {table.beta.iloc[0]:g})"
+    return f"EMA sweep ($\\eta$ = {table.eta.iloc[0]:g})"
+
+
 def data(
-    etas: tuple[float, ...] = (0.0, 0.01, 0.04, 0.1),
-    betas: tuple[float | None, ...] = (0.04, 0.1, 0.4, 1.0, None),
+    etas: tuple[float, ...] = ETAS,
+    betas: tuple[float | None, ...] = BETAS,
     beta: float = 0.4,
     eta: float = 0.04,
-    p0: tuple[float, ...] = (-0.1, 0.0, 0.05, 0.1, 0.2, 0.4),
+    p0: tuple[float, ...] = P0,
     s0: float = 0.02,
     alpha_p: float = 1.0,
     sigma2: float = 0.0,
@@ -47,28 +83,12 @@ def data(
     """
     t = np.arange(0.0, t_end + step / 2, step)
     p0 = np.asarray(p0, dtype=float)
-    settings = [("eta", e, beta) for e in etas] + [("beta", eta, b) for b in betas]
     frames = []
-    for sweep, e, b in settings:
+    for sweep, e, b in sweep_settings(etas, betas, beta, eta):
         h = Hyper(alpha_p=alpha_p, beta=b, eta=e, sigma2=sigma2)
         sol = modes.integrate(h, p0, np.full_like(p0, s0), t)
         K = modes.k_eigenvalue(h, sol.p, sol.s, sol.tau)
-        n_t, n_m = sol.p.shape
-        frames.append(
-            pd.DataFrame(
-                {
-                    "sweep": sweep,
-                    "eta": e,
-                    "beta": np.nan if b is None else b,
-                    "t": np.repeat(sol.t, n_m),
-                    "mode": np.tile(np.arange(n_m), n_t),
-                    "p": sol.p.ravel(),
-                    "s": sol.s.ravel(),
-                    "tau": sol.tau.ravel(),
-                    "K": K.ravel(),
-                }
-            )
-        )
+        frames.append(sweep_frame(sweep, e, b, sol.t, p=sol.p, s=sol.s, tau=sol.tau, K=K))
     return ModeSweepsData(pd.concat(frames, ignore_index=True), alpha_p, sigma2, step, s0)
 
 
@@ -81,23 +101,13 @@ def draw(data: ModeSweepsData) -> Figure:
             sub = df[df.sweep == sweep]
             for i, (value, g) in enumerate(sub.groupby(sweep, sort=False, dropna=False)):
                 colour = OKABE_ITO[i % len(OKABE_ITO)]
-                if sweep == "eta":
-                    label = f"$\\eta$ = {value:g}"
-                else:
-                    label = "SimSiam" if np.isnan(value) else f"$\\beta$ = {value:g}"
+                label = sweep_label(sweep, value)
                 for _, m in g.groupby("mode"):
                     axes[row, 0].plot(m.t, m.p, color=colour, lw=1)
                     axes[row, 1].plot(m.t, m.s, color=colour, lw=1)
                 lam = g.groupby("t").K.min()
                 axes[row, 2].plot(lam.index, lam.values, color=colour, label=label)
-            fixed = (
-                f"$\\beta$ = {sub.beta.iloc[0]:g}"
-                if sweep == "eta"
-                else f"$\\eta$ = {sub.eta.iloc[0]:g}"
-            )
-            axes[row, 0].set_title(
-                f"{'weight decay' if sweep == 'eta' else 'EMA'} sweep ({fixed}): $p_j$"
-            )
+            axes[row, 0].set_title(f"{sweep_heading(sweep, sub)}: $p_j$")
             axes[row, 1].set_title("$s_j$")
             axes[row, 2].set_title(r"$\lambda_{\min}(K)$ (T6)")
             axes[row, 2].axhline(0.0, color="0.5", lw=0.8)

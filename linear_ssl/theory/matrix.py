@@ -4,7 +4,7 @@ Conventions: column vectors; online W (n2 x n1), predictor Wp (n2 x n2), target 
 X = E[xbar xbar^T] and X' (``Xp``) the augmentation covariance, both (n1 x n1) symmetric PSD.
 The residual of T1 is E = -Wp W (X+X') + Wa X, and
 
-    dWp/dt = alpha_p E W^T - eta Wp          (T1; symmetric=True: alpha_p sym(E W^T), T5)
+    dWp/dt = alpha_p E W^T - eta_p Wp        (T1; symmetric=True: alpha_p sym(E W^T), T5)
     dW/dt  = Wp^T E - eta W                  (T1; stop_grad=False: the T3 gradient instead)
     dWa/dt = beta (W - Wa)                   (T1; SimSiam, h.beta None: Wa == W)
 
@@ -48,6 +48,7 @@ __all__ = [
     "alignment_operator",
     "balance",
     "balance_prediction",
+    "balance_rate",
     "commutator_norm",
     "correlation",
     "fixed_predictor",
@@ -143,7 +144,7 @@ def _derivatives(
     G = E @ W.T
     if symmetric:
         G = (G + G.T) / 2
-    dWp = h.alpha_p * G - h.eta * Wp
+    dWp = h.alpha_p * G - h.eta_p * Wp
     if stop_grad:
         dW = Wp.T @ E - h.eta * W
     else:
@@ -265,7 +266,7 @@ def integrate(
     pass Wa0=None (or W0); sol.Wa is sol.W.
     stop_grad=False (T3): the gradient of J = 1/2 E||Wp W x1 - W x2||^2 flows through both
     branches (target = W; needs h.beta None).
-    symmetric=True (T5): dWp/dt = alpha_p sym(E W^T) - eta Wp, sym(A) = (A + A^T)/2; Wp0 must be
+    symmetric=True (T5): dWp/dt = alpha_p sym(E W^T) - eta_p Wp, sym(A) = (A + A^T)/2; Wp0 must be
     symmetric and Wp stays so.
     predictor: an R-rule name (``linear_ssl.predictors.get_rule(name, **rule_params)``) or a
     callable (F, C_to) -> Wp. Wp is then not integrated: at every instant
@@ -431,27 +432,29 @@ def no_stopgrad_operator(Wp, X, Xp, eta: float) -> np.ndarray:
 
 
 def alignment_operator(h: Hyper, F, Wp, tau=1.0) -> np.ndarray:
-    """T6: K = (1+sigma2)[(alpha_p/2) F + Wp^2 - tau/(1+sigma2) Wp] + (3/2) eta I.
+    """T6: K = (1+sigma2)[(alpha_p/2) F + Wp^2 - tau/(1+sigma2) Wp] + (eta + eta_p/2) I.
 
     F, Wp (..., n, n); tau a scalar or an array broadcasting against the leading axes
-    (tau(t) along a BYOL trajectory). Then d[F, Wp]/dt = -(L K + K L) under T5.
+    (tau(t) along a BYOL trajectory). Then d[F, Wp]/dt = -(L K + K L) under T5 (the decays
+    of F and Wp give -(2 eta + eta_p) L: (3/2) eta I when eta_p = eta, as T6 prints it).
     """
     F, Wp = np.asarray(F, dtype=float), np.asarray(Wp, dtype=float)
     tau = np.asarray(tau, dtype=float)[..., None, None]
     g = 1.0 + h.sigma2
     eye = np.eye(F.shape[-1])
-    return g * (h.alpha_p / 2 * F + Wp @ Wp) - tau * Wp + 1.5 * h.eta * eye
+    return g * (h.alpha_p / 2 * F + Wp @ Wp) - tau * Wp + (h.eta + h.eta_p / 2) * eye
 
 
 def fixed_predictor(h: Hyper, F, tau=1.0) -> np.ndarray:
     """T6: the unsymmetrised flow's fixed predictor, given F and tau.
 
-    Wp = tau Lambda [(1+sigma2) Lambda + (eta/alpha_p) I]^-1, written in F's eigenbasis
+    Wp = tau Lambda [(1+sigma2) Lambda + (eta_p/alpha_p) I]^-1, written in F's eigenbasis
     (F = U Lambda U^T) and returned as U diag(...) U^T, over leading
-    axes of F. Needs h.eta > 0 or F positive definite.
+    axes of F. Needs h.eta_p > 0 or F positive definite.
     """
     lam, U = np.linalg.eigh(np.asarray(F, dtype=float))
-    p = np.asarray(tau, dtype=float)[..., None] * lam / ((1 + h.sigma2) * lam + h.eta / h.alpha_p)
+    tau = np.asarray(tau, dtype=float)[..., None]
+    p = tau * lam / ((1 + h.sigma2) * lam + h.eta_p / h.alpha_p)
     return (U * p[..., None, :]) @ np.swapaxes(U, -1, -2)
 
 
@@ -461,8 +464,22 @@ def balance(W, Wp, alpha_p: float) -> np.ndarray:
     return correlation(W) - np.swapaxes(Wp, -1, -2) @ Wp / alpha_p
 
 
+def balance_rate(h: Hyper, W, Wp) -> np.ndarray:
+    """T2 in general: d/dt (W W^T - Wp^T Wp / alpha_p) = -2 eta W W^T + 2 (eta_p/alpha_p) Wp^T Wp.
+
+    Along T1 or N1 (any loss reaching W and Wp only through q = Wp W x), over leading axes.
+    It is -2 eta times the balance itself only when eta_p == eta (then T2 is exact).
+    """
+    Wp = np.asarray(Wp, dtype=float)
+    WpTWp = np.swapaxes(Wp, -1, -2) @ Wp
+    return -2.0 * h.eta * correlation(W) + 2.0 * (h.eta_p / h.alpha_p) * WpTWp
+
+
 def balance_prediction(C, eta: float, t) -> np.ndarray:
-    """T2: exp(-2 eta t) C for each t (returns (len(t), *C.shape)), C = balance at t = 0."""
+    """T2: exp(-2 eta t) C for each t (returns (len(t), *C.shape)), C = balance at t = 0.
+
+    Exact only when eta_p == eta; otherwise the balance moves by ``balance_rate``.
+    """
     t = np.asarray(t, dtype=float)
     return np.exp(-2.0 * eta * t)[:, None, None] * np.asarray(C, dtype=float)
 
@@ -502,7 +519,7 @@ def integrate_scalar(
 ) -> ScalarSolution:
     """T4 (App. D, [T] Fig. 10): the 1 x 1 flow with Sigma_s = l_s, Sigma_d = l_d.
 
-        dw_p/dt = alpha_p (w_a l_d - w_p w l_s) w - eta w_p
+        dw_p/dt = alpha_p (w_a l_d - w_p w l_s) w - eta_p w_p
         dw/dt   = w_p (w_a l_d - w_p w l_s) - eta w
         dw_a/dt = beta (w - w_a)          (SimSiam, h.beta None: w_a == w)
 
@@ -525,7 +542,7 @@ def integrate_scalar(
         wp, w, wa = y
         wa = w if h.beta is None else wa
         r = wa * l_d - wp * w * l_s
-        out[0] = h.alpha_p * r * w - h.eta * wp
+        out[0] = h.alpha_p * r * w - h.eta_p * wp
         out[1] = wp * r - h.eta * w
         out[2] = 0.0 if h.beta is None else h.beta * (w - wa)
         return out

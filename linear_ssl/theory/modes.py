@@ -60,9 +60,9 @@ def _t7_reduced(h: Hyper, y: np.ndarray, out: np.ndarray, tau=1.0) -> np.ndarray
     if h.eta:
         d -= h.eta
     np.multiply(gd, s, out=out[:2])  # (s g, s Delta); ds/dt / 2 = s Delta
-    if h.eta:
-        np.multiply(p, h.eta / h.alpha_p, out=g)
-        out[0] -= g  # dp/dt / alpha_p = s g - (eta / alpha_p) p
+    if h.eta_p:
+        np.multiply(p, h.eta_p / h.alpha_p, out=g)
+        out[0] -= g  # dp/dt / alpha_p = s g - (eta_p / alpha_p) p
     if y.shape[0] == 3:
         d += h.beta
         d *= tau
@@ -129,6 +129,8 @@ def parabola(h: Hyper, p: ArrayLike) -> np.ndarray:
 def invariant(h: Hyper, p: ArrayLike, s: ArrayLike, t: ArrayLike) -> np.ndarray:
     """T8: c = exp(2 eta t) (s - p^2 / alpha_p), constant along T7 for any tau dynamics.
 
+    Exact only when h.eta_p == h.eta; otherwise d/dt (s - p^2/alpha_p) =
+    -2 eta s + 2 (eta_p/alpha_p) p^2 (T2's ``matrix.balance_rate`` per mode) and c drifts.
     Broadcasts; to use with a solution, pass t[:, None, ...] against sol.p and sol.s.
     """
     return np.exp(2.0 * h.eta * np.asarray(t, dtype=float)) * (np.asarray(s) - parabola(h, p))
@@ -159,7 +161,9 @@ def fixed_points(h: Hyper, tau: ArrayLike = 1.0) -> tuple[np.ndarray, np.ndarray
 
     p+- = [tau +- sqrt(tau^2 - 4 eta (1 + sigma2))] / (2 (1 + sigma2)); nan past the
     collapse threshold. p_minus is unstable (the collapse basin is p < p_minus), p_plus
-    stable; at eta = 0, p_minus = 0 and p_plus = tau / (1 + sigma2).
+    stable; at eta = 0, p_minus = 0 and p_plus = tau / (1 + sigma2). These p hold for any
+    eta_p; T7's fixed points sit at s = (eta_p / eta) p^2 / alpha_p, on T8's parabola only
+    when eta_p == eta (coupled decay, eta_p = alpha_p eta: on s = p^2).
     """
     tau = np.asarray(tau, dtype=float)
     disc = tau**2 - 4.0 * h.eta * (1.0 + h.sigma2)
@@ -180,7 +184,7 @@ def jacobian(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0) -> np.n
     c1 = 1.0 + h.sigma2
     g = tau - c1 * p
     jac = np.empty((*p.shape, 2, 2))
-    jac[..., 0, 0] = -h.alpha_p * c1 * s - h.eta
+    jac[..., 0, 0] = -h.alpha_p * c1 * s - h.eta_p
     jac[..., 0, 1] = h.alpha_p * g
     jac[..., 1, 0] = 2.0 * s * (tau - 2.0 * c1 * p)
     jac[..., 1, 1] = 2.0 * delta(h, p, tau)
@@ -202,19 +206,19 @@ def grows(h: Hyper, p: ArrayLike, tau: ArrayLike = 1.0) -> np.ndarray:
 
 
 def k_eigenvalue(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0) -> np.ndarray:
-    """T6's K in the common eigenbasis: (1+sigma2)[(alpha_p/2) s + p^2] - tau p + (3/2) eta.
+    """T6's K in the common eigenbasis: (1+sigma2)[(alpha_p/2) s + p^2] - tau p + eta + eta_p/2.
 
-    Equal to (alpha_p (1 + sigma2) s + eta) / 2 - Delta; min over modes is lambda_min(K).
+    Equal to (alpha_p (1 + sigma2) s + eta_p) / 2 - Delta; min over modes is lambda_min(K).
     """
     p, s = np.asarray(p, dtype=float), np.asarray(s, dtype=float)
     c1 = 1.0 + h.sigma2
-    return c1 * (0.5 * h.alpha_p * s + p**2) - np.asarray(tau) * p + 1.5 * h.eta
+    return c1 * (0.5 * h.alpha_p * s + p**2) - np.asarray(tau) * p + h.eta + 0.5 * h.eta_p
 
 
 def k_positive(h: Hyper, p: ArrayLike, s: ArrayLike, tau: ArrayLike = 1.0) -> np.ndarray:
-    """T10: Delta < (alpha_p (1 + sigma2) s + eta) / 2, the mode keeps K > 0 (alignment)."""
+    """T10: Delta < (alpha_p (1 + sigma2) s + eta_p) / 2, the mode keeps K > 0 (alignment)."""
     s = np.asarray(s, dtype=float)
-    return delta(h, p, tau) < 0.5 * (h.alpha_p * (1.0 + h.sigma2) * s + h.eta)
+    return delta(h, p, tau) < 0.5 * (h.alpha_p * (1.0 + h.sigma2) * s + h.eta_p)
 
 
 # --- integration --------------------------------------------------------------------------

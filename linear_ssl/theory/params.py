@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Convention = Literal["torch", "paper"]
+PredictorDecay = Literal["coupled", "single"]
 
 
 def _check(name: str, value: object, ok: Callable[[float], bool], allowed: str) -> None:
@@ -29,8 +30,12 @@ class Hyper:
     alpha_p: predictor learning-rate ratio (> 0).
     beta: EMA rate of the target, dWa/dt = beta (W - Wa) (> 0), or None for SimSiam
         (Wa == W, tau == 1).
-    eta: weight decay in flow time (>= 0).
+    eta: weight decay of W in flow time (>= 0).
     sigma2: isotropic augmentation variance, X' = sigma2 I under assumption A2 (>= 0).
+    eta_p: weight decay of the predictor Wp in flow time (>= 0; None: eta, [T]'s single
+        decay). T1, T7 and N1 take it; T2 and T8 are exact only when eta_p == eta.
+        None is resolved at construction, so dataclasses.replace(h, eta=...) keeps the
+        old eta_p: pass eta_p too.
     dt: flow time advanced by one training step (set by `from_training`; None when the
         flow is not tied to a training run).
     """
@@ -39,6 +44,7 @@ class Hyper:
     beta: float | None = None
     eta: float = 0.0
     sigma2: float = 0.0
+    eta_p: float | None = None
     dt: float | None = None
 
     def __post_init__(self) -> None:
@@ -47,6 +53,9 @@ class Hyper:
             _check("beta", self.beta, lambda v: v > 0, "> 0, or None for SimSiam")
         _check("eta", self.eta, lambda v: v >= 0, ">= 0")
         _check("sigma2", self.sigma2, lambda v: v >= 0, ">= 0")
+        if self.eta_p is None:
+            object.__setattr__(self, "eta_p", self.eta)  # frozen: resolve the default once
+        _check("eta_p", self.eta_p, lambda v: v >= 0, ">= 0, or None for eta")
         if self.dt is not None:
             _check("dt", self.dt, lambda v: v > 0, "> 0, or None")
 
@@ -86,6 +95,8 @@ class Hyper:
         momentum: float = 0.0,
         sigma2: float = 0.0,
         convention: Convention = "torch",
+        predictor_weight_decay: float | None = None,
+        predictor_decay: PredictorDecay | None = None,
     ) -> Hyper:
         """T1: the flow that discrete SGD training follows in the slow limit.
 
@@ -97,10 +108,13 @@ class Hyper:
         ignored), lr * beta = 1 - ema and lr * eta = wd (a decay applied once per step).
         ema=None means SimSiam (no EMA target: beta None).
 
-        T1 decays W and Wp at the same rate eta. A predictor trained with lr
-        alpha_p * lr and the same coupled weight decay wd decays at alpha_p * wd in flow
-        time instead; the two agree for alpha_p = 1 (the papers' runs), and
-        ``theory.sgd.simulate`` gives the predictor wd / alpha_p to follow T1 exactly.
+        The predictor's decay eta_p (T1): predictor_weight_decay (None: weight_decay, one
+        torch parameter group) is the predictor's own per-step setting.
+        predictor_decay="coupled" (the torch default: what the trainer runs) reads it as
+        torch's coupled decay on a predictor trained at lr alpha_p * lr, which shrinks Wp
+        at eta_p = alpha_p * predictor_weight_decay in flow time; "single" (the paper
+        default, [T]'s one decay) does not scale it by alpha_p, so eta_p = eta when the
+        predictor shares W's weight decay.
         """
         _check("lr", lr, lambda v: v > 0, "> 0")
         _check("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
@@ -110,13 +124,25 @@ class Hyper:
         _check("predictor_lr", predictor_lr, lambda v: v > 0, "> 0")
         if ema is not None:
             _check("ema", ema, lambda v: 0 <= v < 1, "in [0, 1), or None for SimSiam")
+        if predictor_weight_decay is None:
+            predictor_weight_decay = weight_decay
+        _check("predictor_weight_decay", predictor_weight_decay, lambda v: v >= 0, ">= 0")
         if convention == "torch":
             dt = lr / (1.0 - momentum)
-            eta = weight_decay
+            eta, eta_p = weight_decay, predictor_weight_decay
         elif convention == "paper":
             dt = lr
-            eta = weight_decay / lr
+            eta, eta_p = weight_decay / lr, predictor_weight_decay / lr
         else:
             raise ValueError(f"convention={convention!r} is invalid: use 'torch' or 'paper'")
+        alpha_p = predictor_lr / lr
+        if predictor_decay is None:
+            predictor_decay = "coupled" if convention == "torch" else "single"
+        if predictor_decay == "coupled":
+            eta_p *= alpha_p
+        elif predictor_decay != "single":
+            raise ValueError(
+                f"predictor_decay={predictor_decay!r} is invalid: use 'coupled' or 'single'"
+            )
         beta = None if ema is None else (1.0 - ema) / dt
-        return cls(alpha_p=predictor_lr / lr, beta=beta, eta=eta, sigma2=sigma2, dt=dt)
+        return cls(alpha_p=alpha_p, beta=beta, eta=eta, sigma2=sigma2, eta_p=eta_p, dt=dt)

@@ -13,6 +13,11 @@ checked against them:
   stability of each fixed point (slope of the 1-D flow; Jacobian of the (p, s) system at
   fixed tau and its eigenvalues).
 - `k_eigenvalue()`: T6's K in the eigenbasis, and T10's two conditions.
+- `n1_trace_identity(n)`: N1's tr(Wp^T G~ W^T) for generic n x n matrices (= 0: the
+  cosine loss's gradient is orthogonal to the weights); `n2_from_n1(k)`: N2 re-derived
+  from N1 with diagonal W, Wp, Wa = tau W, X = I, X' = diag(sigma_j^2);
+  `n2_residual(k)`: its difference from N2 as printed (0); `n2_rhs_function(k)`: N2
+  lambdified.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def symbols() -> SimpleNamespace:
         beta=sp.Symbol("beta", positive=True),
         eta=sp.Symbol("eta", nonnegative=True),
         sigma2=sp.Symbol("sigma2", nonnegative=True),
+        eta_p=sp.Symbol("eta_p", nonnegative=True),
+        c_loss=sp.Symbol("c_L", positive=True),
     )
 
 
@@ -207,6 +214,128 @@ def k_eigenvalue() -> SimpleNamespace:
         k_minus_bound=sp.simplify(k - (bound - delta)),
         ds_over_s=sp.simplify(ds / x.s),
     )
+
+
+# --- N1 and N2 (theory.md 2b) -------------------------------------------------------------
+
+
+def _n1(W, Wp, Wa, X, Xp):
+    """N1's (dW, dWp, G~) for SymPy matrices (Wa given), with a, b, kappa from A4."""
+    import sympy as sp
+
+    x = symbols()
+    Xs = X + Xp
+    nq2 = (Wp * W * Xs * W.T * Wp.T).trace()
+    na2 = (Wa * Xs * Wa.T).trace()
+    cross = (Wp * W * X * Wa.T).trace()
+    a = 1 / (sp.sqrt(nq2) * sp.sqrt(na2))
+    b = cross * a / nq2  # kappa / N_q^2 with kappa = cross a
+    G = a * Wa * X - b * Wp * W * Xs
+    d_wp = x.alpha_p * x.c_loss * G * W.T - x.eta_p * Wp
+    d_w = x.c_loss * Wp.T * G - x.eta * W
+    return d_w, d_wp, G
+
+
+def _symmetric(name: str, n: int):
+    import sympy as sp
+
+    syms = sp.symbols(f"{name}0:{n * n}", real=True)
+    return sp.Matrix(n, n, lambda i, j: syms[min(i, j) * n + max(i, j)])
+
+
+@cache
+def n1_trace_identity(n: int = 2):
+    """N1: tr(Wp^T G~ W^T) for generic n x n W, Wp, Wa and symmetric X, X', times
+    N_q^3 N_a and expanded: 0. So d||W||_F^2/dt = 2 c_L tr(W^T Wp^T G~) = 0, and likewise
+    ||Wp||_F, when eta = eta_p = 0.
+
+    G~ = a Wa X - b Wp W (X+X') is built with symbols a, b, then A4 ties them to the weights:
+    a = 1/(N_q N_a), b = kappa/N_q^2, kappa N_q N_a = tr(Wp W X Wa^T), N_q^2 = E||q||^2.
+    """
+    import sympy as sp
+
+    W, Wp, Wa = (sp.Matrix(n, n, sp.symbols(f"{c}0:{n * n}", real=True)) for c in "wqa")
+    X, Xs = _symmetric("x", n), _symmetric("x", n) + _symmetric("y", n)
+    a, b = sp.symbols("a b", positive=True)
+    trace = sp.expand((Wp.T * (a * Wa * X - b * Wp * W * Xs) * W.T).trace())
+    cross = sp.expand((Wp * W * X * Wa.T).trace())
+    nq2 = sp.expand((Wp * W * Xs * W.T * Wp.T).trace())
+    # trace N_q^3 N_a = coeff_a N_q^2 + coeff_b kappa N_q N_a, with N_q^2 = nq2
+    return sp.expand(trace.coeff(a) * nq2 + trace.coeff(b) * cross)
+
+
+@cache
+def n2_rhs(k: int = 2):
+    """N2 as theory.md prints it for k modes: lists (dp_j, ds_j, dtau_j) and the symbols
+    (p, s, tau, sigma2) as tuples of k."""
+    import sympy as sp
+
+    x = symbols()
+    p = sp.symbols(f"p0:{k}", real=True)
+    s = sp.symbols(f"s0:{k}", positive=True)
+    tau = sp.symbols(f"tau0:{k}", positive=True)
+    sig = sp.symbols(f"sigma2_0:{k}", nonnegative=True)
+    nq2 = sum((1 + sig[j]) * p[j] ** 2 * s[j] for j in range(k))
+    na2 = sum((1 + sig[j]) * tau[j] ** 2 * s[j] for j in range(k))
+    cross = sum(p[j] * tau[j] * s[j] for j in range(k))
+    a = 1 / (sp.sqrt(nq2) * sp.sqrt(na2))
+    b = cross * a / nq2
+    g = [a * tau[j] - b * (1 + sig[j]) * p[j] for j in range(k)]
+    dp = [x.alpha_p * x.c_loss * s[j] * g[j] - x.eta_p * p[j] for j in range(k)]
+    ds = [2 * x.c_loss * p[j] * s[j] * g[j] - 2 * x.eta * s[j] for j in range(k)]
+    dtau = [x.beta * (1 - tau[j]) - tau[j] * (x.c_loss * p[j] * g[j] - x.eta) for j in range(k)]
+    return (dp, ds, dtau), (p, s, tau, sig)
+
+
+@cache
+def n2_from_n1(k: int = 2):
+    """N2 derived from N1 in the common eigenbasis: W = diag(w_j) (s_j = w_j^2),
+    Wp = diag(p_j), Wa = diag(tau_j w_j), X = I, X' = diag(sigma_j^2).
+
+    N1's dW, dWp must be diagonal (a ValueError otherwise); then dp_j = dWp_jj,
+    ds_j = 2 w_j dW_jj and, from dWa/dt = beta (W - Wa), dtau_j = beta (1 - tau_j) -
+    tau_j dW_jj / w_j. Returns lists (dp_j, ds_j, dtau_j) in N2's symbols.
+    """
+    import sympy as sp
+
+    _, (p, s, tau, sig) = n2_rhs(k)
+    w = sp.symbols(f"w0:{k}", positive=True)
+    W, Wp = sp.diag(*w), sp.diag(*p)
+    Wa = sp.diag(*[tau[j] * w[j] for j in range(k)])
+    d_w, d_wp, _ = _n1(W, Wp, Wa, sp.eye(k), sp.diag(*sig))
+    for m in (d_w, d_wp):
+        if any(sp.simplify(m[i, j]) != 0 for i in range(k) for j in range(k) if i != j):
+            raise ValueError("N1 with diagonal W, Wp, Wa is not diagonal: the modes couple")
+    x = symbols()
+    to_s = {w[j]: sp.sqrt(s[j]) for j in range(k)}
+    dp = [d_wp[j, j].subs(to_s) for j in range(k)]
+    ds = [(2 * w[j] * d_w[j, j]).subs(to_s) for j in range(k)]
+    dtau = [(x.beta * (1 - tau[j]) - tau[j] * d_w[j, j] / w[j]).subs(to_s) for j in range(k)]
+    return dp, ds, dtau
+
+
+@cache
+def n2_residual(k: int = 2):
+    """n2_from_n1(k) - n2_rhs(k), simplified: lists of zeros when N2 follows from N1."""
+    import sympy as sp
+
+    printed, _ = n2_rhs(k)
+    return tuple(
+        [sp.simplify(a - b) for a, b in zip(derived, shown, strict=True)]
+        for derived, shown in zip(n2_from_n1(k), printed, strict=True)
+    )
+
+
+@cache
+def n2_rhs_function(k: int = 2) -> Callable:
+    """N2 for k modes as f(p, s, tau, sigma2, alpha_p, beta, eta, eta_p, c_L) -> (dp, ds,
+    dtau), each argument of p, s, tau, sigma2 a sequence of k arrays (NumPy)."""
+    import sympy as sp
+
+    x = symbols()
+    rhs, (p, s, tau, sig) = n2_rhs(k)
+    hyper = [x.alpha_p, x.beta, x.eta, x.eta_p, x.c_loss]
+    return sp.lambdify([p, s, tau, sig, *hyper], [list(r) for r in rhs], modules="numpy")
 
 
 # --- lambdified to NumPy ------------------------------------------------------------------

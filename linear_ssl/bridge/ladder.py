@@ -33,12 +33,8 @@ from linear_ssl.bridge import protocol
 from linear_ssl.runs import Run, atomic_write_text, load_run
 from linear_ssl.theory import matrix as theory_matrix
 from linear_ssl.theory import modes as theory_modes
+from linear_ssl.theory import normalised
 from linear_ssl.theory.params import Hyper
-
-try:  # N1 / N2 (theory/normalised.py) arrive with the normalised-loss work
-    from linear_ssl.theory import normalised
-except ImportError:  # pragma: no cover - until it lands
-    normalised = None
 
 __all__ = [
     "COVARIANCES_FILE",
@@ -348,7 +344,6 @@ def assess_run(
         meas_all = np.asarray(sp["mode_s"], dtype=float)
     i0 = windows.seed
     has_weights = "W_online" in sp and covariances is not None and "Wp" in sp
-    needs_n = loss != "squared" and normalised is None
     if has_weights:
         flow = "T1" if loss == "squared" else "N1"
     else:
@@ -373,10 +368,7 @@ def assess_run(
     order = np.argsort(-np.where(usable, seed["s"], -np.inf), kind="stable")
     sel = np.sort(order[: min(TOP_MODES, int(usable.sum()))])
     meas = meas_all[:, sel]
-    if needs_n:
-        unavailable.append(f"the {flow} flow (theory/normalised.py is not installed)")
-        pred_fn = None
-    elif seed["p"] is None and not has_weights:
+    if seed["p"] is None and not has_weights:
         unavailable.append("the flow (the predictor is not linear: no p_j)")
         pred_fn = None
     elif has_weights:

@@ -108,6 +108,17 @@ def _lost(s: np.ndarray, threshold: float) -> np.ndarray:
     return ~(s >= threshold * top)
 
 
+def _rankme_rows(s) -> np.ndarray:
+    """E9 per row of s (records x modes), nan where a row is not finite (a flow that
+    stopped: nan from its failure on)."""
+    s = np.asarray(s, dtype=float)
+    out = np.full(s.shape[0], np.nan)
+    finite = np.all(np.isfinite(s), axis=1)
+    if finite.any():
+        out[finite] = diagnostics.rankme_spectrum(s[finite])
+    return out
+
+
 def _rank_table(run: Run, steps: np.ndarray, later: np.ndarray, s_run, s_flow) -> pd.DataFrame:
     """E9 over the record steps >= t0: RankMe of the compared modes' s_j, measured (from the
     tracked F_hat eigenvalues) and predicted by the flow (``diagnostics.rankme_spectrum``,
@@ -117,8 +128,8 @@ def _rank_table(run: Run, steps: np.ndarray, later: np.ndarray, s_run, s_flow) -
     return pd.DataFrame(
         {
             "step": steps,
-            "rankme_run": diagnostics.rankme_spectrum(np.asarray(s_run, dtype=float)),
-            "rankme_flow": diagnostics.rankme_spectrum(np.asarray(s_flow, dtype=float)),
+            "rankme_run": _rankme_rows(s_run),
+            "rankme_flow": _rankme_rows(s_flow),
             "projector_rankme": batch,
         }
     )

@@ -36,9 +36,9 @@
 # (where A1-A3 hold) shows what agreement looks like. In fast mode (tests) the run is tiny:
 # a few dozen steps of a width-4 network; expect no learning then, only plumbing.
 #
-# Time on a 2-core CPU: the training run (50 steps, 3,200 images) plus about 25 s. Its
-# progress bar shows the speed: about a minute in all at 110 images/s on a free core; 5.5 min
-# measured with the cores shared by a dozen other jobs (4-27 images/s).
+# Time on a 2-core CPU: 28 s in full mode on an idle machine, most of it the training run
+# (50 steps, 3,200 images); its progress bar shows the speed (about 5.5 min measured with
+# the cores shared by a dozen other jobs).
 
 # %%
 import json

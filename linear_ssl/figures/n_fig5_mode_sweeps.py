@@ -9,15 +9,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from linear_ssl.figures.style import OKABE_ITO, style
+from linear_ssl.figures.style import style
 from linear_ssl.figures.t_fig5_mode_sweeps import (
     BETAS,
     ETAS,
     P0,
-    sweep_frame,
     sweep_heading,
-    sweep_label,
-    sweep_settings,
+    sweep_rows,
+    sweep_table,
 )
 from linear_ssl.theory import Hyper, normalised
 
@@ -51,26 +50,21 @@ def data(
     EMA sweep (at eta; None: SimSiam). s0 is 10x Fig. 5's: sum_j s_j = e^(-2 eta t)
     sum_j s_j(0) exactly under N2 and the rates grow as its inverse, so a small start with
     weight decay turns the flow stiff."""
-    t = np.arange(0.0, t_end + step / 2, step)
-    p0 = np.asarray(p0, dtype=float)
-    frames = []
-    for sweep, e, b in sweep_settings(etas, betas, beta, eta):
-        h = Hyper(alpha_p=alpha_p, beta=b, eta=e, sigma2=sigma2)
-        sol = normalised.integrate_modes(h, p0, np.full_like(p0, s0), t, on_failure="ignore")
-        frames.append(sweep_frame(sweep, e, b, sol.t, p=sol.p, shape=sol.shape, tau=sol.tau))
-    return NormalisedSweepsData(pd.concat(frames, ignore_index=True), alpha_p, sigma2, s0)
+
+    def solve(h: Hyper, p0: np.ndarray, s0: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, dict]:
+        sol = normalised.integrate_modes(h, p0, s0, t, on_failure="ignore")
+        return sol.t, dict(p=sol.p, shape=sol.shape, tau=sol.tau)
+
+    settings = (etas, betas, beta, eta, p0, s0, alpha_p, sigma2, t_end, step)
+    return NormalisedSweepsData(sweep_table(solve, *settings), alpha_p, sigma2, s0)
 
 
 def draw(data: NormalisedSweepsData) -> Figure:
     """Draw N2's sweeps: rows eta sweep / EMA sweep; columns shape s^_j(t), p_j(t)."""
-    df = data.table
     with style():
         fig, axes = plt.subplots(2, 2, figsize=(9.4, 5.8), sharex=True, layout="constrained")
-        for row, sweep in enumerate(("eta", "beta")):
-            sub = df[df.sweep == sweep]
-            for i, (value, g) in enumerate(sub.groupby(sweep, sort=False, dropna=False)):
-                colour = OKABE_ITO[i % len(OKABE_ITO)]
-                label = sweep_label(sweep, value)
+        for row, sweep, sub, settings in sweep_rows(data.table):
+            for colour, label, g in settings:
                 for j, (_, m) in enumerate(g.groupby("mode")):
                     axes[row, 0].plot(m.t, m["shape"], color=colour, lw=1)
                     axes[row, 1].plot(m.t, m.p, color=colour, lw=1, label=label if j == 0 else None)

@@ -3,6 +3,7 @@ lambda_min(K) of T6."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -49,6 +50,52 @@ def sweep_frame(
     return pd.DataFrame(columns | {k: v.ravel() for k, v in states.items()})
 
 
+#: one sweep setting's flow: (Hyper, p0, s0, t) -> (the solver's t, named states (len(t), modes))
+ModeSolver = Callable[
+    [Hyper, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]
+]
+
+
+def sweep_table(
+    solve: ModeSolver,
+    etas: tuple[float, ...],
+    betas: tuple[float | None, ...],
+    beta: float | None,
+    eta: float,
+    p0: tuple[float, ...],
+    s0: float,
+    alpha_p: float,
+    sigma2: float,
+    t_end: float,
+    step: float,
+) -> pd.DataFrame:
+    """[T] Fig. 5's sweeps as one tidy table: `solve` run at every setting of
+    sweep_settings, from modes p0 with s(0) = s0 on the grid 0, step, ..., t_end."""
+    t = np.arange(0.0, t_end + step / 2, step)
+    p0_arr = np.asarray(p0, dtype=float)
+    frames = []
+    for sweep, e, b in sweep_settings(etas, betas, beta, eta):
+        h = Hyper(alpha_p=alpha_p, beta=b, eta=e, sigma2=sigma2)
+        t_sol, states = solve(h, p0_arr, np.full_like(p0_arr, s0), t)
+        frames.append(sweep_frame(sweep, e, b, t_sol, **states))
+    return pd.concat(frames, ignore_index=True)
+
+
+def sweep_rows(
+    table: pd.DataFrame,
+) -> Iterator[tuple[int, str, pd.DataFrame, list[tuple[str, str, pd.DataFrame]]]]:
+    """The figure rows of a sweep table: (row, sweep, its rows, [(colour, label, one
+    setting's rows)]), row 0 the eta sweep and row 1 the beta sweep."""
+    for row, sweep in enumerate(("eta", "beta")):
+        sub = table[table.sweep == sweep]
+        groups = sub.groupby(sweep, sort=False, dropna=False)
+        settings = [
+            (OKABE_ITO[i % len(OKABE_ITO)], sweep_label(sweep, value), g)
+            for i, (value, g) in enumerate(groups)
+        ]
+        yield row, sweep, sub, settings
+
+
 def sweep_label(sweep: str, value: float) -> str:
     """The legend label of one sweep value (beta NaN: SimSiam)."""
     if sweep == "eta":
@@ -81,27 +128,22 @@ def data(
     (None: SimSiam). K is the mode's entry of T6's K (the F/Wp eigenbasis makes K diagonal:
     K_j = (1+sigma2)[alpha_p s_j/2 + p_j^2] - tau_j p_j + 3 eta/2); lambda_min(K) = min_j K_j.
     """
-    t = np.arange(0.0, t_end + step / 2, step)
-    p0 = np.asarray(p0, dtype=float)
-    frames = []
-    for sweep, e, b in sweep_settings(etas, betas, beta, eta):
-        h = Hyper(alpha_p=alpha_p, beta=b, eta=e, sigma2=sigma2)
-        sol = modes.integrate(h, p0, np.full_like(p0, s0), t)
+
+    def solve(h: Hyper, p0: np.ndarray, s0: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, dict]:
+        sol = modes.integrate(h, p0, s0, t)
         K = modes.k_eigenvalue(h, sol.p, sol.s, sol.tau)
-        frames.append(sweep_frame(sweep, e, b, sol.t, p=sol.p, s=sol.s, tau=sol.tau, K=K))
-    return ModeSweepsData(pd.concat(frames, ignore_index=True), alpha_p, sigma2, step, s0)
+        return sol.t, dict(p=sol.p, s=sol.s, tau=sol.tau, K=K)
+
+    settings = (etas, betas, beta, eta, p0, s0, alpha_p, sigma2, t_end, step)
+    return ModeSweepsData(sweep_table(solve, *settings), alpha_p, sigma2, step, s0)
 
 
 def draw(data: ModeSweepsData) -> Figure:
     """Draw [T] Fig. 5: rows eta sweep / beta sweep; columns p_j(t), s_j(t), lambda_min(K)(t)."""
-    df = data.table
     with style():
         fig, axes = plt.subplots(2, 3, figsize=(10, 5.8), sharex=True, layout="constrained")
-        for row, sweep in enumerate(("eta", "beta")):
-            sub = df[df.sweep == sweep]
-            for i, (value, g) in enumerate(sub.groupby(sweep, sort=False, dropna=False)):
-                colour = OKABE_ITO[i % len(OKABE_ITO)]
-                label = sweep_label(sweep, value)
+        for row, sweep, sub, settings in sweep_rows(data.table):
+            for colour, label, g in settings:
                 for _, m in g.groupby("mode"):
                     axes[row, 0].plot(m.t, m.p, color=colour, lw=1)
                     axes[row, 1].plot(m.t, m.s, color=colour, lw=1)

@@ -102,13 +102,13 @@ def rule_flow(
     message = res.failure_message("rule_flow")
     handle_failure(res.ok, message, on_failure)
     return ModeSolution(
-        t,
-        p,
-        s,
-        tau,
-        np.full(n, res.ok[0]),
-        np.full(n, res.t_fail[0]),
-        np.full(n, res.n_steps[0]),
+        t=t,
+        p=p,
+        s=s,
+        tau=tau,
+        ok=np.full(n, res.ok[0]),
+        t_fail=np.full(n, res.t_fail[0]),
+        n_steps=np.full(n, res.n_steps[0]),
         message=message,
         stats={"nfev": res.nfev, "n_steps": int(res.n_steps[0])},
     )

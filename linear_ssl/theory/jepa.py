@@ -19,7 +19,7 @@ critical time (J4) has a closed form.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,7 +31,6 @@ from linear_ssl.theory.solvers import (
     OnFailure,
     Solution,
     check_on_failure,
-    handle_failure,
     rk45_batched,
 )
 
@@ -107,13 +106,9 @@ def fixed_point(lam: ArrayLike, rho: ArrayLike, depth: int, objective: Objective
 class DeepLinearSolution(Solution):
     """`integrate`'s result: w (encoder, = a^L), a (one layer) and v (head), (len(t), *S)."""
 
-    t: np.ndarray
     w: np.ndarray
     a: np.ndarray
     v: np.ndarray
-    ok: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
 
 def integrate(
@@ -160,11 +155,12 @@ def integrate(
     res = rk45_batched(fun, y0, t, rtol=rtol / tol, atol=atol / tol, max_steps=max_steps)
     a = res.y[:, 0].reshape(-1, *shape)
     v = res.y[:, 1].reshape(-1, *shape)
-    ok = res.ok.reshape(shape)
-    message = res.failure_message(f"jepa.integrate(objective={objective!r}, depth={L})")
-    handle_failure(ok, message, on_failure)
-    stats = {"nfev": res.nfev, "n_steps": res.n_steps.reshape(shape)}
-    return DeepLinearSolution(np.asarray(t, float), a**L, a, v, ok, message, stats)
+    ok, message, stats = res.outcome(
+        shape, f"jepa.integrate(objective={objective!r}, depth={L})", on_failure
+    )
+    return DeepLinearSolution(
+        t=np.asarray(t, float), w=a**L, a=a, v=v, ok=ok, message=message, stats=stats
+    )
 
 
 # --------------------------------------------------------------------------- J4

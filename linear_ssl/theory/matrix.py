@@ -23,7 +23,7 @@ nothing); off alignment they differ (T6 is stated for the symmetrised one).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -89,6 +89,78 @@ def _covariance(name: str, value, n1: int, default_scale: float) -> np.ndarray:
     if np.linalg.eigvalsh(c)[0] < -1e-10 * scale:
         raise ValueError(f"{name} has a negative eigenvalue: pass a PSD covariance")
     return (c + c.T) / 2
+
+
+def _state(h: Hyper, W, Wp, Wa, X, Xp, stop_grad: bool) -> tuple[np.ndarray, ...]:
+    """One checked state (W, Wp, Wa, X, X') of T1 / N1 for the vector fields: Wa None (or
+    SimSiam, h.beta None, or stop_grad=False) is W; X None is I, Xp None h.sigma2 I."""
+    W = _matrix("W", W)
+    n2, n1 = W.shape
+    Wp = _matrix("Wp", Wp, (n2, n2))
+    Wa = W if Wa is None or h.beta is None or not stop_grad else _matrix("Wa", Wa, (n2, n1))
+    X = _covariance("X", X, n1, 1.0)
+    return W, Wp, Wa, X, _covariance("Xp", Xp, n1, h.sigma2)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """The checked start of T1 (and N1): W0, Wa0 (n2, n1), Wp0 (n2, n2) and X, X' (n1, n1).
+
+    Wp0 is None when a rule sets Wp, Wa0 None for SimSiam (Wa == W); the flow's state is the
+    present ones flattened side by side (``pack`` / ``unpack``).
+    """
+
+    W0: np.ndarray
+    Wp0: np.ndarray | None
+    Wa0: np.ndarray | None
+    X: np.ndarray
+    Xp: np.ndarray
+
+    @classmethod
+    def check(
+        cls, h: Hyper, W0, Wp0, Wa0, X, Xp, *, stop_grad: bool, with_wp: bool = True
+    ) -> _Start:
+        """One-line errors for a bad start; X None is I, Xp None is h.sigma2 I (T1)."""
+        W0 = _matrix("W0", W0)
+        n2, n1 = W0.shape
+        X = _covariance("X", X, n1, 1.0)
+        Xp = _covariance("Xp", Xp, n1, h.sigma2)
+        Wp0 = _matrix("Wp0", Wp0, (n2, n2)) if with_wp else None
+        if not stop_grad and h.beta is not None:
+            raise ValueError(
+                "stop_grad=False needs h.beta=None: without stop-gradient the target is W itself"
+            )
+        if h.beta is not None:
+            Wa0 = _matrix("Wa0", Wa0, (n2, n1))
+        elif Wa0 is not None and not np.array_equal(np.asarray(Wa0, dtype=float), W0):
+            raise ValueError("h.beta is None (SimSiam: Wa == W) but Wa0 differs from W0: pass None")
+        else:
+            Wa0 = None
+        return cls(W0, Wp0, Wa0, X, Xp)
+
+    @property
+    def y0(self) -> np.ndarray:
+        """The start as the flow's flat state."""
+        return self.pack(self.W0, self.Wp0, self.Wa0)
+
+    def pack(self, W: np.ndarray, Wp: np.ndarray | None, Wa: np.ndarray | None) -> np.ndarray:
+        """(W, Wp, Wa) as one flat state (Wp, Wa left out where the start has none)."""
+        parts = [W, Wp if self.Wp0 is not None else None, Wa if self.Wa0 is not None else None]
+        return np.concatenate([M.ravel() for M in parts if M is not None])
+
+    def unpack(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The flat state y (..., size) back to (W, Wp, Wa) over y's leading axes; Wp None
+        when a rule sets it, Wa is W for SimSiam."""
+        n2, n1 = self.W0.shape
+        lead = y.shape[:-1]
+        W = y[..., : n2 * n1].reshape(*lead, n2, n1)
+        offset = n2 * n1
+        Wp = None
+        if self.Wp0 is not None:
+            Wp = y[..., offset : offset + n2 * n2].reshape(*lead, n2, n2)
+            offset += n2 * n2
+        Wa = y[..., offset:].reshape(*lead, n2, n1) if self.Wa0 is not None else W
+        return W, Wp, Wa
 
 
 # --------------------------------------------------------------------------- the vector field
@@ -174,12 +246,7 @@ def vector_field(
     Xp None is h.sigma2 I. stop_grad=False is T3 (gradient through both branches, Wa = W);
     symmetric=True is the symmetrised predictor update of T5.
     """
-    W = _matrix("W", W)
-    n2, n1 = W.shape
-    Wp = _matrix("Wp", Wp, (n2, n2))
-    Wa = W if Wa is None or h.beta is None or not stop_grad else _matrix("Wa", Wa, (n2, n1))
-    X = _covariance("X", X, n1, 1.0)
-    Xp = _covariance("Xp", Xp, n1, h.sigma2)
+    W, Wp, Wa, X, Xp = _state(h, W, Wp, Wa, X, Xp, stop_grad)
     return _derivatives(h, W, Wp, Wa, _Covariances.of(X, Xp), stop_grad, symmetric)
 
 
@@ -196,7 +263,6 @@ class MatrixSolution(Solution):
     states are nan from there and message says where.
     """
 
-    t: np.ndarray
     W: np.ndarray
     Wp: np.ndarray
     Wa: np.ndarray
@@ -204,9 +270,6 @@ class MatrixSolution(Solution):
     Xp: np.ndarray
     h: Hyper
     nfev: int
-    ok: np.ndarray = field(default_factory=lambda: np.array(True))
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
     @property
     def F(self) -> np.ndarray:
@@ -278,64 +341,29 @@ def integrate(
     diverges (non-finite) or exceeds max_steps, "raise" (ValueError, the default),
     "warn" or "ignore" (then sol.ok is False and the states are nan from there on).
     """
-    W0 = _matrix("W0", W0)
-    n2, n1 = W0.shape
-    X = _covariance("X", X, n1, 1.0)
-    Xp = _covariance("Xp", Xp, n1, h.sigma2)
-    cov = _Covariances.of(X, Xp)
     t = check_times(t, from_zero=False)
     check_on_failure(on_failure)
     rule = _resolve_predictor(predictor, rule_params)
-    if rule is None:
-        Wp0 = _matrix("Wp0", Wp0, (n2, n2))
-        if symmetric and not np.allclose(Wp0, Wp0.T, rtol=0.0, atol=1e-12 * np.abs(Wp0).max()):
+    start = _Start.check(h, W0, Wp0, Wa0, X, Xp, stop_grad=stop_grad, with_wp=rule is None)
+    if symmetric and rule is None:
+        Wp0 = start.Wp0
+        if not np.allclose(Wp0, Wp0.T, rtol=0.0, atol=1e-12 * np.abs(Wp0).max()):
             raise ValueError("symmetric=True needs a symmetric Wp0 (T5 keeps Wp symmetric)")
-    has_target = h.beta is not None
-    if not stop_grad and has_target:
-        raise ValueError(
-            "stop_grad=False needs h.beta=None: without stop-gradient the target is W itself (T3)"
-        )
-    if has_target:
-        Wa0 = _matrix("Wa0", Wa0, (n2, n1))
-    elif Wa0 is not None and not np.array_equal(np.asarray(Wa0, dtype=float), W0):
-        raise ValueError("h.beta is None (SimSiam: Wa == W) but Wa0 differs from W0: pass None")
-
-    size = n2 * n1
-    parts = [W0.ravel()]
-    if rule is None:
-        parts.append(Wp0.ravel())
-    if has_target:
-        parts.append(Wa0.ravel())
-    y0 = np.concatenate(parts)
-
-    def unpack(y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        W = y[:size].reshape(n2, n1)
-        offset = size
-        Wp = None
-        if rule is None:
-            Wp = y[offset : offset + n2 * n2].reshape(n2, n2)
-            offset += n2 * n2
-        Wa = y[offset:].reshape(n2, n1) if has_target else W
-        return W, Wp, Wa
+    X, Xp, cov = start.X, start.Xp, _Covariances.of(start.X, start.Xp)
+    n2 = start.W0.shape[0]
 
     def rule_wp(W: np.ndarray, Wa: np.ndarray) -> np.ndarray:
         return np.asarray(rule(correlation(W, cov.Xs), cov.times_x(Wa) @ W.T), dtype=float)
 
     def rhs(_time: float, y: np.ndarray) -> np.ndarray:
-        W, Wp, Wa = unpack(y)
+        W, Wp, Wa = start.unpack(y)
         if Wp is None:
             Wp = rule_wp(W, Wa)
-        dW, dWp, dWa = _derivatives(h, W, Wp, Wa, cov, stop_grad, symmetric)
-        out = [dW.ravel()]
-        if rule is None:
-            out.append(dWp.ravel())
-        if has_target:
-            out.append(dWa.ravel())
-        return np.concatenate(out)
+        return start.pack(*_derivatives(h, W, Wp, Wa, cov, stop_grad, symmetric))
 
     res = solve_ivp_checked(
         rhs,
-        y0,
+        start.y0,
         t,
         method=method,
         rtol=rtol,
@@ -344,19 +372,17 @@ def integrate(
         name="matrix.integrate",
     )
     handle_failure(res.ok, res.message, on_failure)
-    Ws, Wps, Was = [], [], []
-    for y in res.y:
-        W, Wp, Wa = unpack(y)
-        Ws.append(W)
-        Was.append(Wa)
-        if Wp is None:  # the rule's Wp, nan where the flow stopped
-            Wp = rule_wp(W, Wa) if np.all(np.isfinite(W)) else np.full((n2, n2), np.nan)
-        Wps.append(Wp)
+    W, Wp, Wa = start.unpack(res.y)
+    if Wp is None:  # the rule's Wp, nan where the flow stopped
+        Wp = np.array([
+            rule_wp(W_i, Wa_i) if np.all(np.isfinite(W_i)) else np.full((n2, n2), np.nan)
+            for W_i, Wa_i in zip(W, Wa, strict=True)
+        ])  # fmt: skip
     return MatrixSolution(
         t=t,
-        W=np.array(Ws),
-        Wp=np.array(Wps),
-        Wa=np.array(Was),
+        W=W,
+        Wp=Wp,
+        Wa=Wa,
         X=X,
         Xp=Xp,
         h=h,
@@ -494,14 +520,10 @@ class ScalarSolution(Solution):
     ok (S): False where a trajectory diverged or exceeded max_steps (nan from then on).
     """
 
-    t: np.ndarray
     wp: np.ndarray
     w: np.ndarray
     wa: np.ndarray
     nfev: int
-    ok: np.ndarray = field(default_factory=lambda: np.array(True))
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
 
 def integrate_scalar(
@@ -550,8 +572,7 @@ def integrate_scalar(
     y0 = np.stack([wp0.ravel(), w0.ravel(), wa0.ravel()])
     # T4 is autonomous: integrate from 0 over t - t[0]
     res = rk45_batched(rhs, y0, t - t[0], rtol=rtol, atol=atol, max_steps=max_steps)
-    message = res.failure_message("matrix.integrate_scalar")
-    handle_failure(res.ok, message, on_failure)
+    ok, message, stats = res.outcome(shape, "matrix.integrate_scalar", on_failure)
     wp, w, wa = (res.y[:, i].reshape(t.size, *shape) for i in range(3))
     return ScalarSolution(
         t=t,
@@ -559,9 +580,9 @@ def integrate_scalar(
         w=w,
         wa=w if h.beta is None else wa,
         nfev=res.nfev,
-        ok=res.ok.reshape(shape),
+        ok=ok,
         message=message,
-        stats={"nfev": res.nfev, "n_steps": res.n_steps.reshape(shape)},
+        stats=stats,
     )
 
 

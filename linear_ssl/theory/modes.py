@@ -17,7 +17,7 @@ p (eigenvalue of the predictor Wp), s (eigenvalue of F = W W^T) and tau (Wa = ta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -234,15 +234,11 @@ class ModeSolution(Solution):
     stats: "nfev" (rhs evaluations, all trajectories), "n_steps" (as above).
     """
 
-    t: np.ndarray
     p: np.ndarray
     s: np.ndarray
     tau: np.ndarray
-    ok: np.ndarray
     t_fail: np.ndarray
     n_steps: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
 
 def _stiff_resolve(h: Hyper, y0, t, rtol, atol, max_steps, method, batch) -> int:
@@ -341,13 +337,13 @@ def integrate(
     message = batch.failure_message("modes.integrate", describe, "stiff_method='Radau'")
     stats = {"nfev": nfev, "n_steps": batch.n_steps.reshape(shape)}
     sol = ModeSolution(
-        t,
-        p,
-        s,
-        tau,
-        batch.ok.reshape(shape),
-        batch.t_fail.reshape(shape),
-        batch.n_steps.reshape(shape),
+        t=t,
+        p=p,
+        s=s,
+        tau=tau,
+        ok=batch.ok.reshape(shape),
+        t_fail=batch.t_fail.reshape(shape),
+        n_steps=batch.n_steps.reshape(shape),
         message=message,
         stats=stats,
     )

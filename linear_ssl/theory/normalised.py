@@ -27,13 +27,13 @@ The cosine loss is scale-invariant: tr(Wp^T G~ W^T) = 0, so with eta = eta_p = 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from linear_ssl import predictors
-from linear_ssl.theory.matrix import _covariance, _matrix, correlation
+from linear_ssl.theory.matrix import MatrixSolution, _Start, _state
 from linear_ssl.theory.params import Hyper
 from linear_ssl.theory.solvers import (
     DEFAULT_MAX_STEPS,
@@ -154,45 +154,26 @@ def vector_field(
     Wa None (or SimSiam, h.beta None, or stop_grad=False) uses Wa = W and returns dWa None;
     X None is I, Xp None is h.sigma2 I.
     """
-    W = _matrix("W", W)
-    n2, n1 = W.shape
-    Wp = _matrix("Wp", Wp, (n2, n2))
-    Wa = W if Wa is None or h.beta is None or not stop_grad else _matrix("Wa", Wa, (n2, n1))
-    X = _covariance("X", X, n1, 1.0)
-    Xp = _covariance("Xp", Xp, n1, h.sigma2)
+    W, Wp, Wa, X, Xp = _state(h, W, Wp, Wa, X, Xp, stop_grad)
     return _derivatives(h, W, Wp, Wa, X, X + Xp, _check_loss(c_loss), stop_grad)
 
 
 @dataclass(frozen=True)
-class N1Solution(Solution):
-    """A trajectory of N1: W, Wa (len(t), n2, n1), Wp (len(t), n2, n2); X, Xp the covariances.
+class N1Solution(MatrixSolution):
+    """A trajectory of N1: the fields of ``matrix.MatrixSolution`` (W, Wa (len(t), n2, n1),
+    Wp (len(t), n2, n2), X, Xp, h, nfev; F, C_oo, C_to) and the loss scale c_loss.
 
     Wa is W itself for SimSiam and for stop_grad=False. ``scalars`` gives A4's N_q, N_a,
-    kappa, a, b along the trajectory, ``F`` the correlation W X W^T. ok (shape ()), message
-    and stats ("nfev", "n_steps") as for every theory solution.
+    kappa, a, b along the trajectory. ok (shape ()), message and stats ("nfev", "n_steps")
+    as for every theory solution.
     """
 
-    t: np.ndarray
-    W: np.ndarray
-    Wp: np.ndarray
-    Wa: np.ndarray
-    X: np.ndarray
-    Xp: np.ndarray
-    h: Hyper
     c_loss: float
-    ok: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
     @property
     def scalars(self) -> Scalars:
         """A4's scalars at each time, arrays (len(t),)."""
         return scalars(self.W, self.Wp, self.Wa, self.X, self.Xp)
-
-    @property
-    def F(self) -> np.ndarray:
-        """(len(t), n2, n2): F = W X W^T."""
-        return correlation(self.W, self.X)
 
 
 def integrate(
@@ -223,41 +204,21 @@ def integrate(
     if not isinstance(h, Hyper):
         raise TypeError(f"h must be a linear_ssl.theory.Hyper, not {type(h).__name__}")
     c_loss = _check_loss(c_loss)
-    W0 = _matrix("W0", W0)
-    n2, n1 = W0.shape
-    Wp0 = _matrix("Wp0", Wp0, (n2, n2))
-    X = _covariance("X", X, n1, 1.0)
-    Xp = _covariance("Xp", Xp, n1, h.sigma2)
-    Xs = X + Xp
     t = check_times(t)
     check_on_failure(on_failure)
-    has_target = h.beta is not None
-    if not stop_grad and has_target:
-        raise ValueError("stop_grad=False needs h.beta=None: the target is W itself")
-    if has_target:
-        Wa0 = _matrix("Wa0", Wa0, (n2, n1))
-    elif Wa0 is not None and not np.array_equal(np.asarray(Wa0, dtype=float), W0):
-        raise ValueError("h.beta is None (SimSiam: Wa == W) but Wa0 differs from W0: pass W0")
-    size, psize = n2 * n1, n2 * n2
-
-    def unpack(y: np.ndarray):
-        W = y[..., :size].reshape(*y.shape[:-1], n2, n1)
-        Wp = y[..., size : size + psize].reshape(*y.shape[:-1], n2, n2)
-        Wa = y[..., size + psize :].reshape(*y.shape[:-1], n2, n1) if has_target else W
-        return W, Wp, Wa
+    start = _Start.check(h, W0, Wp0, Wa0, X, Xp, stop_grad=stop_grad)
+    X, Xp = start.X, start.Xp
+    Xs = X + Xp
 
     def rhs(_time: float, y: np.ndarray) -> np.ndarray:
-        dW, dWp, dWa = _derivatives(h, *unpack(y), X, Xs, c_loss, stop_grad)
-        parts = [dW.ravel(), dWp.ravel()] + ([dWa.ravel()] if has_target else [])
-        return np.concatenate(parts)
+        return start.pack(*_derivatives(h, *start.unpack(y), X, Xs, c_loss, stop_grad))
 
-    y0 = np.concatenate([W0.ravel(), Wp0.ravel()] + ([Wa0.ravel()] if has_target else []))
     res = solve_ivp_checked(
-        rhs, y0, t, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
+        rhs, start.y0, t, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
         name="normalised.integrate (N1)",
     )  # fmt: skip
     handle_failure(res.ok, res.message, on_failure)
-    W, Wp, Wa = unpack(res.y)
+    W, Wp, Wa = start.unpack(res.y)
     return N1Solution(
         t=t,
         ok=np.asarray(res.ok),
@@ -269,6 +230,7 @@ def integrate(
         X=X,
         Xp=Xp,
         h=h,
+        nfev=res.nfev,
         c_loss=c_loss,
     )
 
@@ -322,16 +284,12 @@ class N2Solution(Solution):
     "n_steps" per system).
     """
 
-    t: np.ndarray
     p: np.ndarray
     s: np.ndarray
     tau: np.ndarray
     sigma2: np.ndarray
     h: Hyper
     c_loss: float
-    ok: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
     @property
     def scalars(self) -> Scalars:
@@ -460,14 +418,12 @@ def integrate_modes(
         ])  # fmt: skip
     else:
         p = back(res.y[:, rows["p"]])
-    ok = res.ok.reshape(shape[:-1])
-    message = res.failure_message("normalised.integrate_modes (N2)")
-    handle_failure(ok, message, on_failure)
+    ok, message, stats = res.outcome(shape[:-1], "normalised.integrate_modes (N2)", on_failure)
     return N2Solution(
         t=t,
         ok=ok,
         message=message,
-        stats={"nfev": res.nfev, "n_steps": res.n_steps.reshape(shape[:-1])},
+        stats=stats,
         p=p,
         s=s,
         tau=tau,

@@ -21,7 +21,7 @@ column per initialisation of `solvers.rk45_batched`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,7 +32,6 @@ from linear_ssl.theory.solvers import (
     OnFailure,
     Solution,
     check_on_failure,
-    handle_failure,
     rk45_batched,
 )
 
@@ -211,36 +210,24 @@ class RLSolution(Solution):
     then on); message: "" when all ok; stats: "nfev", "n_steps" (*B).
     """
 
-    t: np.ndarray
     Phi: np.ndarray
     Phi_target: np.ndarray | None
-    ok: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class BidirectionalSolution(Solution):
     """`integrate_bidirectional`'s result: Phi and Psi, each (len(t), *B, n, k)."""
 
-    t: np.ndarray
     Phi: np.ndarray
     Psi: np.ndarray
-    ok: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ActionSolution(Solution):
     """`integrate_actions`' result: Phi (len(t), *B, n, k) under BYOL-Pi, -AC or -VAR."""
 
-    t: np.ndarray
     Phi: np.ndarray
     objective: str
-    ok: np.ndarray
-    message: str = ""
-    stats: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- the solver
@@ -281,11 +268,7 @@ def _solve(
         )
         for i in range(len(init))
     )
-    ok = res.ok.reshape(batch_shape)
-    message = res.failure_message(name)
-    handle_failure(ok, message, on_failure, stacklevel=4)
-    stats = {"nfev": res.nfev, "n_steps": res.n_steps.reshape(batch_shape)}
-    return states, ok, message, stats
+    return (states, *res.outcome(batch_shape, name, on_failure, stacklevel=5))
 
 
 def integrate(
@@ -394,7 +377,9 @@ def integrate_bidirectional(
         name="rl.integrate_bidirectional",
         batch_shape=_stack_shape(Phi0),
     )
-    return BidirectionalSolution(np.asarray(t, float), *states, ok, message, stats)
+    return BidirectionalSolution(
+        t=np.asarray(t, float), Phi=states[0], Psi=states[1], ok=ok, message=message, stats=stats
+    )
 
 
 # --------------------------------------------------------------------------- S8-S9
@@ -482,7 +467,10 @@ def integrate_actions(
         name=f"rl.integrate_actions(objective={objective!r})",
         batch_shape=_stack_shape(Phi0),
     )
-    return ActionSolution(np.asarray(t, float), states[0], objective, ok, message, stats)
+    return ActionSolution(
+        t=np.asarray(t, float), Phi=states[0], objective=objective, ok=ok, message=message,
+        stats=stats,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- generators

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -55,19 +55,20 @@ _METHODS = {
 _EXPLICIT = ("RK23", "RK45", "DOP853")
 
 
+@dataclass(frozen=True, kw_only=True)
 class Solution:
-    """Base of every solution object of theory/ (each a frozen dataclass).
+    """Base of every solution object of theory/ (each a frozen dataclass, built by keyword).
 
-    Fields every subclass has: `t` (the requested times), its named states (arrays with
-    len(t) leading), `ok` (bool per trajectory; shape () for a single system), `message`
-    ("" when every trajectory reached t[-1]) and `stats` (at least "nfev", rhs
-    evaluations, and "n_steps", accepted steps).
+    The fields every subclass has: `t` (the requested times), `ok` (bool per trajectory;
+    shape () for a single system), `message` ("" when every trajectory reached t[-1]) and
+    `stats` (at least "nfev", rhs evaluations, and "n_steps", accepted steps); each
+    subclass adds its named states (arrays with len(t) leading).
     """
 
     t: np.ndarray
     ok: np.ndarray
-    message: str
-    stats: dict
+    message: str = ""
+    stats: dict = field(default_factory=dict)
 
     @property
     def all_ok(self) -> bool:
@@ -145,6 +146,24 @@ class BatchResult:
     exceeded: np.ndarray
     stiff: np.ndarray
     nfev: int
+
+    def outcome(
+        self,
+        shape: tuple[int, ...],
+        name: str,
+        on_failure: OnFailure,
+        stacklevel: int = 4,
+        describe: Callable[[int], str] | None = None,
+    ) -> tuple[np.ndarray, str, dict]:
+        """(ok, message, stats) for a solution whose trajectories have `shape`, after the
+        on_failure policy (``handle_failure``; stacklevel as there, counted from here).
+
+        stats: "nfev" and "n_steps" (shape); message: ``failure_message(name, describe)``.
+        """
+        ok = self.ok.reshape(shape)
+        message = self.failure_message(name, describe)
+        handle_failure(ok, message, on_failure, stacklevel=stacklevel)
+        return ok, message, {"nfev": self.nfev, "n_steps": self.n_steps.reshape(shape)}
 
     def failure_message(
         self,

@@ -145,7 +145,15 @@ def resnet(
 
 
 class MLP(nn.Sequential):
-    """Linear -> BatchNorm1d -> ReLU -> Linear (-> BatchNorm1d if ``last_bn``)."""
+    """Linear -> BatchNorm1d -> ReLU -> Linear (-> BatchNorm1d if ``last_bn``): the projector
+    (or 2-layer predictor) of theory.md section 5.
+
+    [T] CIFAR/STL: ``mlp(512, 512, 128)`` = 512 -> 512 -> BatchNorm1d(affine=False) -> ReLU
+    -> 128, biases on (as in the reference code); its 2-layer predictor is ``mlp(128, 512,
+    128)``. [E]/BYOL ImageNet: ``mlp(2048, 4096, 256, bn_affine=True)`` and the predictor
+    ``mlp(256, 4096, 256, bn_affine=True)``. ``last_bn`` appends a BatchNorm1d on the output
+    (the SimSiam projector's ending).
+    """
 
     def __init__(
         self,
@@ -157,6 +165,9 @@ class MLP(nn.Sequential):
         last_bn: bool = False,
         bias: bool = True,
     ) -> None:
+        for name, dim in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
+            if not isinstance(dim, int) or dim < 1:
+                raise ValueError(f"mlp {name}={dim!r} is invalid: it must be a positive integer")
         layers: list[nn.Module] = [
             nn.Linear(in_dim, hidden_dim, bias=bias),
             nn.BatchNorm1d(hidden_dim, affine=bn_affine),
@@ -169,27 +180,8 @@ class MLP(nn.Sequential):
         self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
 
 
-def mlp(
-    in_dim: int,
-    hidden_dim: int,
-    out_dim: int,
-    *,
-    bn_affine: bool = False,
-    last_bn: bool = False,
-    bias: bool = True,
-) -> MLP:
-    """Projector (or 2-layer predictor) of theory.md section 5.
-
-    [T] CIFAR/STL: ``mlp(512, 512, 128)`` = 512 -> 512 -> BatchNorm1d(affine=False) -> ReLU
-    -> 128, biases on (as in the reference code); its 2-layer predictor is ``mlp(128, 512,
-    128)``. [E]/BYOL ImageNet: ``mlp(2048, 4096, 256, bn_affine=True)`` and the predictor
-    ``mlp(256, 4096, 256, bn_affine=True)``. ``last_bn`` appends a BatchNorm1d on the output
-    (the SimSiam projector's ending).
-    """
-    for name, dim in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"mlp {name}={dim!r} is invalid: it must be a positive integer")
-    return MLP(in_dim, hidden_dim, out_dim, bn_affine=bn_affine, last_bn=last_bn, bias=bias)
+#: the lower-case name the trainer and configs use for the section 5 MLP
+mlp = MLP
 
 
 class LinearPredictor(nn.Module):

@@ -11,36 +11,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+_T = TypeVar("_T")
 METHODS: dict[str, type[Method]] = {}
 PREDICTORS: dict[str, type[PredictorHead]] = {}
 
 
-def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
-    """Class decorator: make a Method selectable as ``method.name=<name>``."""
+def _register(registry: dict[str, type], name: str) -> Callable[[type[_T]], type[_T]]:
+    """Class decorator: put the class in `registry` under `name` (its ``registry_name``)."""
 
-    def add(cls: type[Method]) -> type[Method]:
-        METHODS[name] = cls
+    def add(cls: type[_T]) -> type[_T]:
+        registry[name] = cls
         cls.registry_name = name
         return cls
 
     return add
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make a Method selectable as ``method.name=<name>``."""
+    return _register(METHODS, name)
 
 
 def register_predictor(name: str) -> Callable[[type[PredictorHead]], type[PredictorHead]]:
     """Class decorator: make a PredictorHead selectable as ``predictor.kind=<name>``."""
-
-    def add(cls: type[PredictorHead]) -> type[PredictorHead]:
-        PREDICTORS[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return add
+    return _register(PREDICTORS, name)
 
 
 def regression_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -1,42 +1,16 @@
 """Deprecated: the bridge is ``linear_ssl.bridge`` now (seed, rule_flow, comparison, report,
 linear_runs); ``linear-ssl compare`` lives in ``linear_ssl.cli``. This module re-exports the
-old names for one release."""
+old names (bridge.__all__) for one release."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-from linear_ssl.bridge import (
-    LOST_THRESHOLD,
-    Comparison,
-    Seed,
-    aligned_init,
-    compare_run,
-    linear_record,
-    parabola_fit,
-    rule_flow,
-    rule_from_config,
-    rule_spectrum,
-    seed_from_run,
-    write_linear_run,
-)
+from linear_ssl import bridge
+from linear_ssl.bridge import *  # noqa: F403 (the old names are bridge.__all__)
 
-__all__ = [
-    "LOST_THRESHOLD",
-    "Comparison",
-    "Seed",
-    "aligned_init",
-    "compare_cli",
-    "compare_run",
-    "linear_record",
-    "parabola_fit",
-    "rule_flow",
-    "rule_from_config",
-    "rule_spectrum",
-    "seed_from_run",
-    "write_linear_run",
-]
+__all__ = [*bridge.__all__, "compare_cli"]
 
 warnings.warn(
     "linear_ssl.compare is deprecated: import linear_ssl.bridge instead",

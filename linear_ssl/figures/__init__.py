@@ -6,28 +6,8 @@ theory) and ``draw(data) -> Figure``. ``registry.FIGURES`` lists every figure;
 ``theory_figures`` / ``run_figures`` write them (what ``linear-ssl figures`` runs).
 """
 
-from linear_ssl.figures.registry import (
-    FIGURES,
-    RUN_FIGURES,
-    THEORY_FIGURES,
-    FigureSpec,
-    figure_data,
-    make_figure,
-    run_figures,
-    theory_figures,
-)
+from linear_ssl.figures import registry
+from linear_ssl.figures.registry import *  # noqa: F403 (registry.__all__, listed there)
 from linear_ssl.figures.style import OKABE_ITO, save_figure, style
 
-__all__ = [
-    "FIGURES",
-    "OKABE_ITO",
-    "RUN_FIGURES",
-    "THEORY_FIGURES",
-    "FigureSpec",
-    "figure_data",
-    "make_figure",
-    "run_figures",
-    "save_figure",
-    "style",
-    "theory_figures",
-]
+__all__ = [*registry.__all__, "OKABE_ITO", "save_figure", "style"]

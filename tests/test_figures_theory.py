@@ -9,22 +9,19 @@ import pytest
 
 from linear_ssl import diagnostics
 from linear_ssl.figures import (
+    FIGURES,
     THEORY_FIGURES,
-    e_fig2_polar_distance,
     make_figure,
-    n_fig3_shape_portrait,
-    n_fig5_mode_sweeps,
-    t_fig3_phase_portrait,
-    t_fig4_parabola_flow,
-    t_fig5_mode_sweeps,
     t_fig7_ema_correlation,
-    t_fig8_predictor_symmetry,
-    t_fig9_commutator,
-    t_fig10_scalar_system,
     theory_figures,
 )
 from linear_ssl.figures.style import SADDLE, STABLE, UNSTABLE
 from linear_ssl.theory import Hyper, modes, normalised
+
+
+def _data(name: str, **settings):
+    """The data of theory figure `name` at `settings`, through the registry."""
+    return FIGURES[name].data(**settings)
 
 
 def t7_closed_form(alpha_p, eta, sigma2, tau, p, s):
@@ -35,7 +32,7 @@ def t7_closed_form(alpha_p, eta, sigma2, tau, p, s):
 
 @pytest.fixture(scope="module")
 def portraits():
-    return t_fig3_phase_portrait.data(grid=9, points=61).panels
+    return _data("t_fig3_phase_portrait", grid=9, points=61).panels
 
 
 def test_fig3_fixed_points_are_T9s(portraits):
@@ -86,7 +83,7 @@ def test_fig3_field_and_orbits_are_T7(portraits):
 
 def test_fig4_zero_crossings_are_p_plus_minus():
     """[T] Fig. 4 / T9: dp/dt's zeros are 0, p-, p+; kinds per regime; the curve is T9's."""
-    data = t_fig4_parabola_flow.data(etas=(0.0, 0.1, 0.4), points=301)
+    data = _data("t_fig4_parabola_flow", etas=(0.0, 0.1, 0.4), points=301)
     curves, fixed = data.curves, data.fixed
     assert data.threshold == pytest.approx(0.25)  # T9: tau^2 / (4 (1 + sigma2))
     for eta, c in curves.groupby("eta"):
@@ -108,7 +105,7 @@ def test_fig4_zero_crossings_are_p_plus_minus():
 
 def test_fig5_curves_are_modes_integrate():
     """[T] Fig. 5: curves equal modes.integrate (T7); K_j is T6's K in the eigenbasis."""
-    df = t_fig5_mode_sweeps.data(etas=(0.04,), betas=(0.4, None), t_end=5.0, step=0.05).table
+    df = _data("t_fig5_mode_sweeps", etas=(0.04,), betas=(0.4, None), t_end=5.0, step=0.05).table
     sub = df[(df.sweep == "beta") & (df.beta == 0.4)]
     h = Hyper(alpha_p=1.0, beta=0.4, eta=0.04)
     p0 = np.array([-0.1, 0.0, 0.05, 0.1, 0.2, 0.4])
@@ -137,7 +134,7 @@ def test_entry_correlation_is_pearson():
 
 def test_fig7_A1_holds_for_a_fast_ema():
     """[T] Fig. 7 / A1: with Wa(0) = 0 and beta = 1, corr(Wa, W) is ~1 at the end."""
-    df = t_fig7_ema_correlation.data(etas=(0.0,), betas=(1.0,), n=5, runs=2, points=11).table
+    df = _data("t_fig7_ema_correlation", etas=(0.0,), betas=(1.0,), n=5, runs=2, points=11).table
     assert df[df.t == 0]["corr"].isna().all()  # Wa(0) = 0: undefined
     assert df[df.t == df.t.max()]["corr"].min() > 0.99
 
@@ -146,7 +143,7 @@ def test_fig8_skew_part_vanishes_in_range_and_decays_as_eta_p_on_null():
     """[T] Fig. 8 (corrected): under the unsymmetrised T1 with a rank-deficient F, the skew
     part of Wp on null(F) is exactly exp(-eta_p t) times its start (frozen at eta = 0),
     while inside range(F) it vanishes for every eta, eta = 0 included."""
-    df = t_fig8_predictor_symmetry.data(etas=(0.0, 0.1), n=5, t_end=100.0, points=51).table
+    df = _data("t_fig8_predictor_symmetry", etas=(0.0, 0.1), n=5, t_end=100.0, points=51).table
     for eta, g in df.groupby("eta"):
         np.testing.assert_allclose(g["null"], g["null_predicted"], rtol=1e-6, atol=1e-12)
         assert g["range"].iloc[-1] < 0.1 * g["range"].iloc[0], eta
@@ -159,7 +156,7 @@ def test_fig8_skew_part_vanishes_in_range_and_decays_as_eta_p_on_null():
 def test_fig9_commutator_obeys_T6_bound():
     """[T] Fig. 9 / T6: lambda_min(K) >= l0 > 0 on [0, t] gives ||L(t)|| <= e^{-2 l0 t}||L(0)||."""
     settings = ((0.05, None), (0.0, None))
-    df = t_fig9_commutator.data(settings=settings, n=5, points=81).table
+    df = _data("t_fig9_commutator", settings=settings, n=5, points=81).table
     g = df[df.eta == 0.05]
     lam0 = np.minimum.accumulate(g.lambda_min.values)
     assert lam0[-1] > 0
@@ -172,7 +169,7 @@ def test_fig9_commutator_obeys_T6_bound():
 
 def test_fig10_end_points_are_T4_fixed_points():
     """[T] Fig. 10 / T4: every orbit ends where w = w_a and w_p w = w l_d / l_s."""
-    traj = t_fig10_scalar_system.data(points=50).trajectories
+    traj = _data("t_fig10_scalar_system", points=50).trajectories
     end = traj.groupby("start").tail(1)
     np.testing.assert_allclose(end.w, end.wa, atol=1e-4)
     np.testing.assert_allclose(end.wp * end.w * 1.0, end.w * 0.5, atol=1e-4)
@@ -182,7 +179,7 @@ def test_fig10_end_points_are_T4_fixed_points():
 def test_e_fig2_trained_predictor_is_lrp_at_convergence():
     """[E] Fig. 2 analogue / R3: at T1's fixed point (eta = 0) Wp = C_to C_oo^-1 = LRP, so
     E5 and E3 of the trained predictor and of LRP agree; both are diagnostics' values."""
-    df = e_fig2_polar_distance.data(betas=(3.0,), times=(200.0,), runs=3).table
+    df = _data("e_fig2_polar_distance", betas=(3.0,), times=(200.0,), runs=3).table
     df = df[df.coo_condition > 1e-2]  # a collapsing mode leaves LRP ill-determined
     assert df.run.nunique() >= 2
     for metric in ("polar_distance", "quasi_orthogonality"):
@@ -218,7 +215,7 @@ def test_n_fig3_grid_and_trajectories_agree_and_differ_from_T7():
     """N2's shape portrait: the batched grid solve ends where a lone solve of the same
     grid point does (two computations); at eta = 0.1 T7 brings every surviving mode to T9's
     (p+, p+^2), an even split, while N2 keeps the shares apart."""
-    data = n_fig3_shape_portrait.data(etas=(0.1,), grid=25, t_end=30.0, points=11)
+    data = _data("n_fig3_shape_portrait", etas=(0.1,), grid=25, t_end=30.0, points=11)
     h = Hyper(alpha_p=1.0, eta=0.1)
     for i, j in [(3, 17), (9, 7), (18, 12)]:
         p0, share0 = np.array([data.p0[j], data.p1]), np.array([data.share0[i], 0.0])
@@ -235,7 +232,7 @@ def test_n_fig5_large_p_modes_lose_and_the_p_meet():
     """N2 on [T] Fig. 5's modes: without weight decay every p_j meets the common rest value
     (g_j = 0 for all j when the modes share tau and sigma2), and the mode started with the
     largest p ends with the smallest share of the spectrum (under T7 it would win)."""
-    df = n_fig5_mode_sweeps.data(etas=(0.0,), betas=(), t_end=30.0, step=1.0).table
+    df = _data("n_fig5_mode_sweeps", etas=(0.0,), betas=(), t_end=30.0, step=1.0).table
     last = df[df.t == df.t.max()].sort_values("mode")
     assert last.p.max() - last.p.min() < 1e-3 * last.p.abs().max()
     assert last["shape"].idxmin() == last.index[-1]  # mode 5 started at p0 = 0.4

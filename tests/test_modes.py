@@ -32,6 +32,14 @@ def test_t7_rhs_is_the_printed_equation():
     assert np.all(dtau1 == 0)
 
 
+def _random_starts(h, seed, n, p_high, tau_high):
+    """n random T7 starts: p0 ~ U(-0.5, p_high), s0 ~ U(0, 2), tau0 ~ U(0, tau_high)
+    (1 for SimSiam)."""
+    rng = np.random.default_rng(seed)
+    p0, s0 = rng.uniform(-0.5, p_high, n), rng.uniform(0.0, 2.0, n)
+    return p0, s0, 1.0 if h.simsiam else rng.uniform(0.0, tau_high, n)
+
+
 def _reference(h, p0, s0, tau0, t):
     """Per-trajectory scipy solve_ivp(RK45) of T7."""
     n = 2 if h.simsiam else 3
@@ -46,9 +54,7 @@ def _reference(h, p0, s0, tau0, t):
 @pytest.mark.parametrize("h", [BYOL, SIMSIAM], ids=["byol", "simsiam"])
 def test_t7_vectorised_solve_agrees_with_solve_ivp(h):
     """T7: integrate agrees with per-trajectory solve_ivp (RK45, same tolerances)."""
-    rng = np.random.default_rng(1)
-    p0, s0 = rng.uniform(-0.5, 2.0, 12), rng.uniform(0.0, 2.0, 12)
-    tau0 = 1.0 if h.simsiam else rng.uniform(0.0, 1.0, 12)
+    p0, s0, tau0 = _random_starts(h, seed=1, n=12, p_high=2.0, tau_high=1.0)
     t = np.linspace(0, 30, 16)
     sol = modes.integrate(h, p0, s0, t, tau0=tau0, rtol=1e-6, atol=1e-9)
     assert sol.all_ok and sol.p.shape == (16, 12)
@@ -89,9 +95,7 @@ def test_t7_broadcasting_and_chunks_do_not_change_trajectories():
 @pytest.mark.parametrize("h", [BYOL, SIMSIAM], ids=["byol", "simsiam"])
 def test_t8_invariant_is_constant_along_trajectories(h):
     """T8: c = exp(2 eta t)(s - p^2/alpha_p) stays at its initial value, any tau dynamics."""
-    rng = np.random.default_rng(2)
-    p0, s0 = rng.uniform(-0.5, 1.5, 40), rng.uniform(0.0, 2.0, 40)
-    tau0 = 1.0 if h.simsiam else rng.uniform(0.0, 1.2, 40)
+    p0, s0, tau0 = _random_starts(h, seed=2, n=40, p_high=1.5, tau_high=1.2)
     t = np.linspace(0, 20, 21)
     sol = modes.integrate(h, p0, s0, t, tau0=tau0, rtol=1e-9, atol=1e-12)
     c = modes.invariant(h, sol.p, sol.s, t[:, None])

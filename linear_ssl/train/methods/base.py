@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 _T = TypeVar("_T")
+#: builds one (backbone, projector) pair: the online encoder, and an independent target
+EncoderBuilder = Callable[[], tuple[nn.Module, nn.Module]]
 METHODS: dict[str, type[Method]] = {}
 PREDICTORS: dict[str, type[PredictorHead]] = {}
 
@@ -156,12 +158,7 @@ class Method(nn.Module):
     def check_config(cls, cfg: Any) -> None:
         """Raise a one-line ValueError naming the key of an invalid ``method.*`` field."""
 
-    def __init__(
-        self,
-        build_encoder: Callable[[], tuple[nn.Module, nn.Module]],
-        predictor: PredictorHead,
-        cfg: Any,
-    ) -> None:
+    def __init__(self, build_encoder: EncoderBuilder, predictor: PredictorHead, cfg: Any) -> None:
         super().__init__()
         self.backbone, self.projector = build_encoder()
         self.predictor = predictor
@@ -202,9 +199,7 @@ def build_predictor(cfg: Any, dim: int) -> PredictorHead:
     return PREDICTORS[cfg.kind](dim, cfg)
 
 
-def build_method(
-    cfg: Any, build_encoder: Callable[[], tuple[nn.Module, nn.Module]], predictor: PredictorHead
-) -> Method:
+def build_method(cfg: Any, build_encoder: EncoderBuilder, predictor: PredictorHead) -> Method:
     """The method named by ``cfg.name`` (a MethodConfig)."""
     if cfg.name not in METHODS:
         raise ValueError(f"method.name={cfg.name!r} is unknown: use one of {sorted(METHODS)}")

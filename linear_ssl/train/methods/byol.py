@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from linear_ssl.train.methods.base import Method, PredictorHead, register_method
+from linear_ssl.train.methods.base import EncoderBuilder, Method, PredictorHead, register_method
 
 
 @register_method("byol")
@@ -34,12 +33,7 @@ class BYOL(Method):
                 "'copy' or 'independent'"
             )
 
-    def __init__(
-        self,
-        build_encoder: Callable[[], tuple[nn.Module, nn.Module]],
-        predictor: PredictorHead,
-        cfg: Any,
-    ) -> None:
+    def __init__(self, build_encoder: EncoderBuilder, predictor: PredictorHead, cfg: Any) -> None:
         super().__init__(build_encoder, predictor, cfg)
         self.ema = float(cfg.ema)
         if cfg.target_init == "copy":

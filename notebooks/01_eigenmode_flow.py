@@ -28,7 +28,7 @@
 # target's scale ($\tau\equiv1$ for SimSiam). This notebook walks through
 # the invariant parabola (**T8**), the fixed points and the collapse basin (**T9**), the two
 # conditions of **T10**, and how $\alpha_p$, $\eta$ and the EMA rate $\beta$ move them (**T11**).
-# Everything comes from `linear_ssl.theory.modes` and the figure functions of `linear_ssl.plots`.
+# Everything comes from `linear_ssl.theory.modes` and the figure modules of `linear_ssl.figures`.
 #
 # Full mode takes about 15 s on an idle 2-core CPU (measured). Set
 # `LINEAR_SSL_NOTEBOOK_FAST=1` for a quick run with coarse grids (what the tests do).

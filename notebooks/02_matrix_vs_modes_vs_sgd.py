@@ -209,7 +209,7 @@ fig.tight_layout()
 
 # %%
 def seeded_modes(h, W0, Wp0, Wa0, X, t):
-    """T7 seeded from a state's projections on F(0)'s eigenvectors (compare's recipe)."""
+    """T7 seeded from a state's projections on F(0)'s eigenvectors (bridge.seed's recipe)."""
     s, V = matrix.spectrum(W0 @ X @ W0.T)
     tau = along(V, Wa0 @ X @ W0.T) / s
     return modes.integrate(h, along(V, Wp0), s, t, tau0=tau)

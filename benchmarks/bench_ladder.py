@@ -2,11 +2,14 @@
 
 Runs every rung (linear / linear-cosine / mlp / resnet, a trainable linear predictor
 throughout: [T] Fig. 2's setting for the ResNet) over seeds on a fixed random subset of the
-CIFAR-10 JPEG train zip, each rung with its own number of steps, and writes OUT/ladder.json,
-OUT/ladder.md (the table, [T] Fig. 2's trends with their signs, what was unavailable) and
-OUT/ladder.png. The full size of issue 12 (10k images, 3 seeds, rung 4 at width 16 for
-20 epochs = 1,560 steps of 128) takes hours on a 2-core CPU; ``--reduced`` is the size
-benchmarks/README.md reports when that was out of reach (and says so).
+CIFAR-10 JPEG train zip, each rung with its own number of steps, into OUT/RUNG/ (its runs,
+and its own ladder.json and ladder.md), then writes OUT/ladder.json (every rung, with its
+seconds) and OUT/ladder.md (the table, [T] Fig. 2's trends with their signs, what was
+unavailable) and prints the table and one verdict per rung. It draws no figure (the
+``linear-ssl ladder`` command writes ladder.png). The full size of issue 12 (10k images,
+3 seeds, rung 4 at width 16 for 20 epochs = 1,560 steps of 128) takes hours on a 2-core
+CPU; ``--reduced`` is the size benchmarks/README.md reports when that was out of reach
+(and says so). ``--rescore`` scores the runs already under OUT again, without training.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_ladder.py \
         --data /work/shared/data/cifar10-jpeg-train.zip --out runs/bench_ladder

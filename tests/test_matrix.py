@@ -295,3 +295,29 @@ def test_bad_inputs_raise_one_line_errors():
         matrix.integrate(h, W0, np.triu(np.ones((3, 3))), W0, t, symmetric=True)
     with pytest.raises(ValueError, match="non-finite.*diverged"):
         matrix.integrate(h, W0, None, W0, t, predictor=lambda F, C: np.full((3, 3), np.nan))
+
+
+@pytest.mark.parametrize(
+    "beta, with_wp", [(0.5, True), (None, True), (0.5, False)], ids=["byol", "simsiam", "rule"]
+)
+def test_start_packing_round_trips_over_leading_axes(beta, with_wp):
+    """T1's flat state (matrix._Start, shared with N1): unpack(pack(W, Wp, Wa)) gives them
+    back, per row of a stacked trajectory too; SimSiam's Wa is W, a rule's Wp is absent."""
+    rng = np.random.default_rng(0)
+    h = Hyper(alpha_p=1.0, beta=beta)
+    W0, Wp0, Wa0 = rng.normal(size=(3, 4)), rng.normal(size=(3, 3)), rng.normal(size=(3, 4))
+    start = matrix._Start.check(
+        h, W0, Wp0, Wa0 if beta else None, None, None, stop_grad=True, with_wp=with_wp
+    )
+    assert start.y0.size == 12 + 9 * with_wp + 12 * (beta is not None)
+    W, Wp, Wa = start.unpack(start.y0)
+    np.testing.assert_array_equal(W, W0)
+    assert (Wp is None) != with_wp and (Wa is W) == (beta is None)
+    if with_wp:
+        np.testing.assert_array_equal(Wp, Wp0)
+    if beta is not None:
+        np.testing.assert_array_equal(Wa, Wa0)
+    path = np.stack([start.y0, 2 * start.y0])  # (len(t), size), as a solver returns it
+    W2, Wp2, Wa2 = start.unpack(path)
+    assert W2.shape == (2, 3, 4)
+    np.testing.assert_array_equal(start.pack(W2[1], Wp2[1] if with_wp else None, Wa2[1]), path[1])

@@ -3,13 +3,14 @@ step budget, the stiffness report and the on_failure policy, on problems with cl
 
 from __future__ import annotations
 
+import dis
 import warnings
 
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from linear_ssl.theory import Hyper, matrix, modes, solvers
+from linear_ssl.theory import Hyper, jepa, matrix, modes, normalised, rl, solvers
 
 
 def _decay_and_rotation(y: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -166,3 +167,29 @@ def test_matrix_flow_budget_and_identity_fast_path():
     slow = (Wp.T @ E - h.eta * W, h.alpha_p * E @ W.T - h.eta * Wp, h.beta * (W - Wa))
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        lambda t: modes.integrate(Hyper(beta=0.4), [0.5, 1.0], 0.5, t, max_steps=2),
+        lambda t: normalised.integrate_modes(
+            Hyper(beta=0.4), [0.5, 1.0], [0.5, 1.0], t, max_steps=2
+        ),
+        lambda t: matrix.integrate_scalar(Hyper(beta=0.4), 0.5, 1.0, 1.0, t, max_steps=2),
+        lambda t: rl.integrate(np.diag([0.9, 0.5, 0.1]), np.eye(3)[:, :2], t, max_steps=2),
+        lambda t: jepa.integrate([1.0, 2.0], [0.5, 1.0], t, depth=2, max_steps=2),
+    ],
+    ids=["modes", "normalised_modes", "matrix_scalar", "rl", "jepa"],
+)
+def test_budget_warning_points_at_the_callers_line(flow):
+    """on_failure="warn" (every batched flow's default): the RuntimeWarning names the line
+    that called the flow (here the lambda), not the solver's (BatchResult.outcome's
+    stacklevel), and the solution's ok and stats have the trajectories' shape."""
+    with pytest.warns(RuntimeWarning, match="max_steps") as caught:
+        sol = flow(np.linspace(0.0, 50.0, 11))
+    lines = {line for _, line in dis.findlinestarts(flow.__code__)}  # the lambda's own
+    assert [(w.filename, w.lineno in lines) for w in caught] == [(__file__, True)]
+    assert not sol.all_ok and sol.message
+    assert sol.stats["n_steps"].shape == sol.ok.shape
+    assert np.all(sol.stats["n_steps"] <= 2)

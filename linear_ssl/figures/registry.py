@@ -149,7 +149,7 @@ def theory_figures(
     """Regenerate the theory figures (all, or `names`) as PNG + PDF; returns the paths.
 
     fast=True uses smaller grids, sizes and run counts (for tests); the full set takes
-    about 1.5 min on a 2-core CPU (86-103 s wall, about 60 s of CPU time, measured).
+    about a minute on a 2-core CPU (54 s measured idle, 86-103 s with the cores shared).
     """
     from tqdm.auto import tqdm
 

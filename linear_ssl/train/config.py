@@ -130,7 +130,9 @@ class SpeedConfig:
 
     amp: str = "fp32"  # fp32 | bf16 (torch.autocast; not "off": YAML reads off as false)
     channels_last: bool = False
-    compile: bool = False  # nn.Module.compile() of the encoders
+    # false | true / "encoders" (nn.Module.compile() of the encoders) | "step" (the whole
+    # forward step, augmentation + both encoders + loss, as one torch.compile; CUDA graphs)
+    compile: Any = False
     fused: bool = True  # fused SGD on CUDA, foreach elsewhere
 
 
@@ -384,6 +386,13 @@ def validate(cfg: DictConfig) -> None:
             "or eval.online_probe=false"
         )
     _require(cfg.speed.amp in ("fp32", "bf16"), "speed.amp", cfg.speed.amp, "'fp32' or 'bf16'")
+    c = cfg.speed.compile
+    _require(
+        isinstance(c, bool) or c in ("encoders", "step"),
+        "speed.compile",
+        c,
+        "false, true (= encoders), encoders or step",
+    )
     device_ok = re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device) is not None
     _require(device_ok, "device", cfg.device, "auto, cpu, mps, cuda or cuda:N")
     backends = ("auto", "nccl", "gloo")

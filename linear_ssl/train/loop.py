@@ -257,6 +257,7 @@ class Trainer:
         distributed.seed_ranks(cfg.seed, self.dist)
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
+        self._forward = speed.compile_step(self._forward_step, cfg, self.device)
         rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
         rec = cfg.record
         self.recorder = (
@@ -364,6 +365,12 @@ class Trainer:
             self.save_checkpoint()
             raise CollapseError(f"{info['warning']}: stopped (record.stop_on_collapse=true)")
 
+    def _forward_step(self, v1: torch.Tensor, v2: torch.Tensor):
+        """Both views -> the method's StepOutput (section 5): online and target encoders,
+        predictor, loss; what ``speed.compile=step`` compiles whole."""
+        with speed.autocast(self.cfg, self.device):
+            return self.model(v1, v2)
+
     def train_step(self, batch: torch.Tensor):
         """One optimisation step on a uint8 batch; returns the method's StepOutput."""
         factor = lr_factor(self.cfg, self.step, self.total_steps)
@@ -373,8 +380,8 @@ class Trainer:
             speed.prepare_views(self.dist.shard_views(v, self.cfg.batch_size), self.cfg)
             for v in self.augment.two_views(batch)
         )
-        with speed.autocast(self.cfg, self.device):
-            out = self.model(v1, v2)
+        speed.step_begin(self.cfg)
+        out = self._forward(v1, v2)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()

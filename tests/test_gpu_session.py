@@ -36,6 +36,6 @@ def test_tiny_session_writes_every_phase(tmp_path, monkeypatch):
 
 
 def test_missing_zip_is_named(tmp_path):
-    with pytest.raises(SystemExit, match="cifar10-jpeg-train.zip, cifar10-jpeg-test.zip missing") as err:
+    with pytest.raises(SystemExit, match="train.zip, cifar10-jpeg-test.zip missing") as err:
         _session().main(["--phases", "table8", "--budget", "9", "--data", str(tmp_path)])
     assert "\n" not in str(err.value)

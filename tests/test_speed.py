@@ -12,7 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import array_api_compat.torch as xpc  # noqa: E402
 from tiny import TINY_MODEL  # noqa: E402
+from torch._dynamo.utils import counters  # noqa: E402
 
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import load_config, resume, train  # noqa: E402
@@ -165,33 +167,63 @@ def test_bad_compile_is_a_one_line_error():
 
 
 @pytest.mark.slow
-def test_compiled_step_gives_the_eager_losses(tmp_path):
+def test_compiled_step_gives_the_eager_losses_and_wp(tmp_path):
     """speed.compile=step (the whole forward step as one torch.compile; on the CPU through
-    AOTAutograd, about 20 s to trace): 3 section-5 losses equal the eager ones to float
-    rounding (identical measured)."""
-    losses = []
+    AOTAutograd, about 20 s to trace): 4 section-5 losses and the Wp that DirectPred (R1,
+    on the trusted path) sets after the last step equal the eager ones to float rounding
+    (identical measured), and steps 3-4 run the graphs traced at steps 1-2 (no
+    recompilation: the estimate's batch count stays out of the traced step)."""
+    runs = []
     for flag in ("false", "step"):
-        trainer = _trainer(tmp_path, flag, ["record.every=0", f"speed.compile={flag}"])
+        trainer = _trainer(tmp_path, flag, [*WIDTH_8, "record.every=0", f"speed.compile={flag}"])
         batches = trainer._batches(0, 0)
         torch.manual_seed(1)
-        losses.append([float(trainer.train_step(next(batches)).loss) for _ in range(3)])
-    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+        losses = [float(trainer.train_step(next(batches)).loss) for _ in range(2)]
+        graphs = counters["stats"]["unique_graphs"]
+        losses += [float(trainer.train_step(next(batches)).loss) for _ in range(2)]
+        assert counters["stats"]["unique_graphs"] == graphs  # no new graph at steps 3-4
+        trainer.method.predictor.raise_deferred()  # the rule's deferred checks all passed
+        runs.append((losses, trainer.method.predictor.matrix.detach().clone()))
+    (eager, wp_eager), (compiled, wp_compiled) = runs
+    assert compiled == pytest.approx(eager, rel=1e-5)
+    torch.testing.assert_close(wp_compiled, wp_eager, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_training_steps_never_synchronise_with_the_host(tmp_path):
-    """No host sync inside the step on CUDA: 4 steps of the real loop (DirectPred every
-    step, EMA, recorder) under torch.cuda.set_sync_debug_mode("error"), batches drawn
-    before (the epoch's permutation is copied to the device once per epoch)."""
-    cfg = load_config(None, [*TINY, "device=cuda", "record.every=0", f"run_dir={tmp_path}"])
+@pytest.mark.parametrize("compile_", ["false", "step"])
+def test_directpred_steps_synchronise_the_host_only_in_eigh(tmp_path, monkeypatch, compile_):
+    """No host sync inside the step on CUDA but eigh's own convergence flag (R1's solver,
+    tests/test_trusted_rules.py): 3 steps of the real loop (DirectPred every step on the
+    trusted path, EMA, fused SGD; eager, or speed.compile=step with CUDA graphs) under
+    torch.cuda.set_sync_debug_mode("error"), with eigh alone run at the default mode; after
+    3 warm-up steps (compilation, graph capture), batches drawn before (the epoch's
+    permutation is copied to the device once per epoch). eigh is called once a step, the
+    deferred rule checks pass and the loss is finite."""
+    eigh, calls = xpc.linalg.eigh, []
+
+    def eigh_allowed_to_sync(a):
+        calls.append(a.shape)
+        torch.cuda.set_sync_debug_mode("default")
+        try:
+            return eigh(a)
+        finally:
+            torch.cuda.set_sync_debug_mode("error")
+
+    over = [*TINY, "device=cuda", "record.every=0", "predictor.rule=directpred"]
+    cfg = load_config(None, [*over, f"speed.compile={compile_}", f"run_dir={tmp_path}"])
     trainer = Trainer(cfg, tmp_path)
     batches = trainer._batches(0, 0)
-    drawn = [next(batches) for _ in range(4)]
+    drawn = [next(batches) for _ in range(6)]
+    for batch in drawn[:3]:
+        trainer.train_step(batch)
     torch.cuda.synchronize()
+    monkeypatch.setattr(xpc.linalg, "eigh", eigh_allowed_to_sync)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for batch in drawn:
+        for batch in drawn[3:]:
             out = trainer.train_step(batch)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+    assert len(calls) == 3
+    trainer.method.predictor.raise_deferred()
     assert torch.isfinite(out.loss).item()

@@ -257,7 +257,7 @@ class Trainer:
         distributed.seed_ranks(cfg.seed, self.dist)
         self.method.train()
         self.optimizer = build_optimizer(cfg, self.method)
-        self._forward = speed.compile_step(self._forward_step, cfg, self.device)
+        self._forward = speed.compile_step(self._forward_step, self.method, cfg, self.device)
         rho = cfg.record.rho if cfg.record.rho is not None else cfg.predictor.rho
         rec = cfg.record
         self.recorder = (

@@ -50,11 +50,17 @@ def prepare_model(method: nn.Module, cfg: Any) -> nn.Module:
     return method
 
 
-def compile_step(forward: Callable[..., Any], cfg: Any, device: torch.device):
+def compile_step(forward: Callable[..., Any], method: nn.Module, cfg: Any, device: torch.device):
     """``forward`` (two views -> StepOutput) compiled whole for ``speed.compile=step``
-    (CUDA graphs on CUDA), else unchanged."""
+    (CUDA graphs on CUDA), else unchanged.
+
+    The predictor's ``observe`` (the running F_hat of section 3) stays eager: its estimate
+    counts batches in a Python int, which a traced step would guard on and recompile for
+    at every step; the graph breaks there, after the loss.
+    """
     if cfg.speed.compile != "step":
         return forward
+    method.predictor.observe = torch.compiler.disable(method.predictor.observe)
     if device.type == "cuda":
         return torch.compile(forward, mode="reduce-overhead", dynamic=False)
     # Inductor's CPU code for this backward segfaults (torch 2.13, seen 2026-12-01): on the

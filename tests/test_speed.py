@@ -14,7 +14,6 @@ torch = pytest.importorskip("torch")
 
 import array_api_compat.torch as xpc  # noqa: E402
 from tiny import TINY_MODEL  # noqa: E402
-from torch._dynamo.utils import counters  # noqa: E402
 
 from linear_ssl.runs import load_run  # noqa: E402
 from linear_ssl.train import load_config, resume, train  # noqa: E402
@@ -169,21 +168,19 @@ def test_bad_compile_is_a_one_line_error():
 @pytest.mark.slow
 def test_compiled_step_gives_the_eager_losses_and_wp(tmp_path):
     """speed.compile=step (the whole forward step as one torch.compile; on the CPU through
-    AOTAutograd, about 20 s to trace): 4 section-5 losses and the Wp that DirectPred (R1,
-    on the trusted path) sets after the last step equal the eager ones to float rounding
-    (identical measured), and steps 3-4 run the graphs traced at steps 1-2 (no
-    recompilation: the estimate's batch count stays out of the traced step)."""
+    AOTAutograd, about 20 s to trace): 4 steps of the loop, records every 2, give the eager
+    section-5 losses and the Wp that DirectPred (R1, on the trusted path) sets after the
+    last step to float rounding (identical measured), with no recompilation (the
+    estimate's batch count stays out of the traced step; a recompilation would raise)."""
     runs = []
     for flag in ("false", "step"):
-        trainer = _trainer(tmp_path, flag, [*WIDTH_8, "record.every=0", f"speed.compile={flag}"])
-        batches = trainer._batches(0, 0)
-        torch.manual_seed(1)
-        losses = [float(trainer.train_step(next(batches)).loss) for _ in range(2)]
-        graphs = counters["stats"]["unique_graphs"]
-        losses += [float(trainer.train_step(next(batches)).loss) for _ in range(2)]
-        assert counters["stats"]["unique_graphs"] == graphs  # no new graph at steps 3-4
-        trainer.method.predictor.raise_deferred()  # the rule's deferred checks all passed
-        runs.append((losses, trainer.method.predictor.matrix.detach().clone()))
+        over = [*WIDTH_8, "max_steps=4", "checkpoint.every=4", f"speed.compile={flag}"]
+        trainer = _trainer(tmp_path, flag, over)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            trainer.fit()
+        run = load_run(trainer.writer.dir)
+        assert list(run.metrics["step"]) == [1, 2, 3, 4]
+        runs.append((run.metrics["loss"].to_numpy(), trainer.method.predictor.matrix.detach()))
     (eager, wp_eager), (compiled, wp_compiled) = runs
     assert compiled == pytest.approx(eager, rel=1e-5)
     torch.testing.assert_close(wp_compiled, wp_eager, rtol=1e-5, atol=1e-6)

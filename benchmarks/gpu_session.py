@@ -119,6 +119,11 @@ def data_overrides(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def eager(speed: list[str]) -> list[str]:
+    """The speed overrides less speed.compile."""
+    return [s for s in speed if not s.startswith("speed.compile=")]
+
+
 def graphs_traced() -> int:
     """torch.compile's graphs traced so far in this process (a recompilation adds some)."""
     from torch._dynamo.utils import counters
@@ -173,7 +178,7 @@ def throughput(args, budget: float, out: Path, report: dict) -> dict:
 
     end, results = time.monotonic() + budget, {}
     report["throughput"] = results
-    fast = [s for s in args.speed if not s.startswith("speed.compile=")]
+    fast = eager(args.speed)
     batches = (16,) if args.tiny else (128, 512)
     for batch in batches:
         for compile_ in ("false",) if args.tiny else ("false", "step"):
@@ -227,13 +232,14 @@ def train_for(args, config: str, seconds: float, extra: list[str]) -> tuple[Path
     saved = RunWriter(run_dir).checkpoints() if run_dir.is_dir() else []
     resuming = bool(saved)
     row = {"config": config, "resumed_from": saved[-1][0] if saved else None}
+    data = data_overrides(args)  # unpacked again: a carried .data replaces the last one
     t0 = time.monotonic()
     try:
         with step_deadline(seconds):
             if resuming:
                 resume(run_dir)
             else:
-                over = [*(TINY if args.tiny else []), *data_overrides(args), *QUIET, *extra]
+                over = [*(TINY if args.tiny else []), *data, *QUIET, *extra]
                 train(load_config(config, [*over, "eval.at_end=false", f"run_dir={run_dir}"]))
     except BudgetSpent as stop:
         row["stopped"] = str(stop)
@@ -262,10 +268,11 @@ def table8(args, budget: float, out: Path) -> dict:
 
 
 def fig2(args, budget: float, out: Path) -> dict:
-    """The first epochs of cifar10/linear (records every 100 steps), [T] Fig. 2 of them."""
+    """The first epochs of cifar10/linear (records every 100 steps), [T] Fig. 2 of them;
+    eager (its own graph would take a short budget's time to compile)."""
     from linear_ssl.figures import run_t_fig2
 
-    extra = [*args.speed, "record.every=2" if args.tiny else "record.every=100"]
+    extra = [*eager(args.speed), "record.every=2" if args.tiny else "record.every=100"]
     run_dir, row = train_for(args, "cifar10/linear", budget, extra)
     if "steps" in row:
         figure = run_t_fig2.draw(run_t_fig2.data(run_dir))

@@ -7,10 +7,10 @@
   tensor cores; the same numbers up to float rounding).
 - ``compile``: ``true`` / ``encoders``: ``nn.Module.compile()`` of the online and target
   encoders (in place, so state_dict keys and checkpoints are unchanged); ``step``: the
-  whole forward step on both views (online and target encoders, predictor, loss, the
-  running F_hat; its backward is compiled with it; the augmentation stays eager) as one
-  ``torch.compile``, with CUDA graphs (``mode="reduce-overhead"``) on CUDA, where a
-  batch-128 step is launch-bound. The first steps pay the compilation.
+  whole forward step on both views (online and target encoders, predictor, loss; its
+  backward is compiled with it; the augmentation and the running F_hat update stay
+  eager) as one ``torch.compile``, with CUDA graphs (``mode="reduce-overhead"``) on CUDA,
+  where a batch-128 step is launch-bound. The first steps pay the compilation.
 - ``fused``: ``torch.optim.SGD(fused=True)`` on CUDA, ``foreach=True`` elsewhere (one
   multi-tensor kernel instead of a loop over parameters). The BYOL EMA update is already
   one ``torch._foreach_lerp_`` (methods/byol.py).

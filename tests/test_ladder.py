@@ -13,6 +13,7 @@ from scipy import stats
 
 from linear_ssl.bridge import aligned_init, ladder, protocol, write_linear_run
 from linear_ssl.diagnostics import EigenTracker
+from linear_ssl.runs import load_run
 from linear_ssl.theory import Hyper, matrix, sgd
 from linear_ssl.train.recorder import WindowEstimate, window_record
 
@@ -215,7 +216,15 @@ def test_closed_form_runs_say_their_agreement_is_built_in():
     directpred = SimpleNamespace(
         config={"predictor": {"kind": "closed_form", "rule": "directpred"}}
     )
-    assert "BY CONSTRUCTION" in by_construction(directpred)
+    assert "by construction (DirectPred)" in by_construction(directpred)
+    assert "s ∝ p²" in by_construction(directpred)
+    directcopy = SimpleNamespace(
+        config={"predictor": {"kind": "closed_form", "rule": "directcopy"}}
+    )
+    assert "by construction (DirectCopy)" in by_construction(directcopy)
+    assert "p²" not in by_construction(directcopy)  # R2 sets p ~ s, not R1's parabola
+    lrp = SimpleNamespace(config={"predictor": {"kind": "closed_form", "rule": "lrp"}})
+    assert by_construction(lrp) == ""  # R3 reads C_to: Wp need not be symmetric
     assert by_construction(SimpleNamespace(config={"predictor": {"kind": "linear"}})) == ""
 
 
@@ -245,3 +254,204 @@ def test_linear_encoder_with_squared_loss_has_t1s_gradient():
     np.testing.assert_allclose(method.backbone.weight.grad.numpy(), (gW1 + gW2)[0] / 2, rtol=1e-10)
     grad_wp = method.predictor.net.weight.grad.numpy()
     np.testing.assert_allclose(grad_wp, (gWp1 + gWp2)[0] / 2, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- scoring a run
+
+
+def _write_run(path, h_cfg, W, Wp, Wa, X, Xp, mu, steps, *, loss, weights, noise=0.0):
+    """A run directory whose records are what the recorder would measure with no sampling
+    noise (``window_record`` of the exact moments of W, Wp, Wa on data X, X', mean mu; A4's
+    spreads 0), the window's C12 perturbed by ``noise`` (relative, symmetric); with
+    ``weights`` the encoder's W, Wa too (the pixel rungs' records)."""
+    from linear_ssl.runs import RunWriter
+
+    lr, momentum, ema, wd = h_cfg
+    writer = RunWriter(path)
+    writer.write_config(
+        f"name: fake\nmethod: {{name: byol, ema: {ema}, loss: {loss}}}\n"
+        f"predictor: {{kind: linear}}\noptim: {{lr: {lr}, momentum: {momentum}, "
+        f"weight_decay: {wd}}}\nbatch_size: 128\nrecord: {{every: 10, batches: 1}}\n"
+    )
+    tracker, rng = EigenTracker(), np.random.default_rng(5)
+    for i, step in enumerate(steps):
+        Q = Wp[i] @ W[i]
+        C12 = W[i] @ X @ W[i].T
+        E = rng.standard_normal(C12.shape)
+        E = (E + E.T) / 2
+        qq, aa = np.trace(Q @ (X + Xp) @ Q.T), np.trace(Wa[i] @ (X + Xp) @ Wa[i].T)
+        means = {
+            "C12": C12 + noise * np.linalg.norm(C12) * E / np.linalg.norm(E),
+            "C11": W[i] @ (X + Xp) @ W[i].T,
+            "C_to": Wa[i] @ X @ W[i].T,
+            "mean_f": W[i] @ mu,
+            "mean_fa": Wa[i] @ mu,
+            "qq": qq, "aa": aa, "qa": np.trace(Q @ X @ Wa[i].T),
+            "norm_q": np.sqrt(qq), "norm_q2": qq, "norm_a": np.sqrt(aa), "norm_a2": aa,
+            "cos": 1.0, "cos2": 1.0,
+        }  # fmt: skip
+        rec = window_record(means, Wp[i], tracker)
+        if weights:
+            rec.update(W_online=W[i], W_target=Wa[i])
+        writer.write_spectra(int(step), rec)
+    return path
+
+
+def test_rung1_is_scored_on_the_exact_c12_and_the_window_estimate_beside_it(tmp_path):
+    """Rung 1 (T1 with X, X' measured): a run that IS T1's trajectory, its window C12
+    estimate off by 30 % sampling noise. Scored on the exact C12 = W X W^T from its recorded
+    weights, flow and run agree to the integrator (flow_error ~ 0, skill 1 at time scale 1);
+    the window estimate's flow error is the noise."""
+    X, Xp, W0, Wp0 = _gaussian_problem()
+    mu = 0.2 * np.ones(X.shape[0])
+    cfg = (0.05, 0.0, 0.99, 1e-3)
+    h = Hyper.from_training(lr=0.05, ema=0.99, weight_decay=1e-3, momentum=0.0)
+    steps = np.arange(0, 401, 25)
+    sol = matrix.integrate(h, W0, Wp0, W0, h.time_of_step(steps), X=X + np.outer(mu, mu), Xp=Xp)
+    run_dir = _write_run(
+        tmp_path / "t1", cfg, sol.W, sol.Wp, sol.Wa, X + np.outer(mu, mu), Xp, mu, steps,
+        loss="squared", weights=True, noise=0.3,
+    )  # fmt: skip
+    cov = {"X": X + np.outer(mu, mu), "Xp": Xp, "mu": mu}
+    result = ladder.assess_run(run_dir, cov)
+    assert result["flow"] == "T1" and result["seed_step"] == 0
+    assert result["flow_error"] < 2e-3  # exact: integrator and interpolation only
+    assert result["flow_error_window"] > 0.1  # the window's noise
+    assert result["time_scale"] == pytest.approx(1.0, abs=0.02)
+    assert result["skill_persistence"] > 0.95 and result["skill_loglinear"] > 0.95
+    assert result["skill_persistence_window"] < result["skill_persistence"]
+
+
+def _n2_records(h, steps, p0, s0, tau0, sigma2):
+    """N2's trajectory (``normalised.integrate_modes``, its (p, s, tau) form) from steps[1],
+    as the diagonal linear model it reduces to (W = diag(sqrt s), Wa = diag(tau sqrt s),
+    Wp = diag(p), X = I, X' = diag(sigma2)); record 0 has Wp far off C12's eigenvectors
+    (an initialisation: A1/A3 fail, the modes carry a small share of E||q||^2)."""
+    from linear_ssl.theory import normalised
+
+    t = h.time_of_step(steps[1:] - steps[1])
+    sol = normalised.integrate_modes(h, p0, s0, t, tau0, sigma2, c_loss=ladder.C_LOSS)
+    assert sol.all_ok
+    w = np.sqrt(sol.s)
+    W = np.concatenate([w[:1], w])[:, :, None] * np.eye(len(s0))
+    Wa = np.concatenate([(sol.tau * w)[:1], sol.tau * w])[:, :, None] * np.eye(len(s0))
+    Wp = np.concatenate([sol.p[:1], sol.p])[:, :, None] * np.eye(len(s0))
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal(Wp[0].shape)
+    Wp[0] = 0.05 * np.eye(len(s0)) + (A - A.T)  # diagonal 0.05, mostly off the diagonal
+    return W, Wp, Wa, sol
+
+
+def test_n2_is_seeded_where_the_modes_carry_e_q2_and_reproduces_a_known_n2_trajectory(tmp_path):
+    """N2 (A1/A3/A4): record 0's Wp is off C12's eigenvectors, so its modes' N_q is far
+    below the measured one; the seed is the first record where the modes carry half the
+    centred E||q||^2 (record 1), and from there the ladder's N2 reproduces the trajectory
+    the records were written from (skill 1, time scale 1), as the output says."""
+    h = Hyper.from_training(lr=0.05, ema=0.99, weight_decay=1e-3, momentum=0.0)
+    steps = np.r_[0, np.arange(10, 311, 20)]
+    sigma2 = np.array([0.2, 0.5, 0.3, 1.0, 0.4])
+    W, Wp, Wa, _ = _n2_records(
+        h, steps, [0.9, 0.6, 0.5, 0.3, 0.2], [1.0, 0.6, 0.3, 0.2, 0.1], 0.8, sigma2
+    )
+    k = len(sigma2)
+    run_dir = _write_run(
+        tmp_path / "n2", (0.05, 0.0, 0.99, 1e-3), W, Wp, Wa, np.eye(k), np.diag(sigma2),
+        np.zeros(k), steps, loss="normalised", weights=False,
+    )  # fmt: skip
+    result = ladder.assess_run(run_dir)
+    assert result["flow"] == "N2"
+    assert result["seed_step"] == 10 and "record 1 (step 10)" in result["seed"]
+    assert result["seed_share"] == pytest.approx(1.0, rel=1e-6)  # diagonal from record 1
+    assert result["err_flow"] < 1e-3
+    assert result["time_scale"] == pytest.approx(1.0, abs=0.01)
+    assert result["skill_persistence"] > 0.99 and result["skill_loglinear"] > 0.99
+
+
+def test_n2_in_mode_amplitudes_is_n1_on_diagonal_matrices_past_tau_s_blow_up():
+    """N2 in (p, w, wa) equals N1 on W = diag(w), Wa = diag(wa), Wp = diag(p), X = I,
+    X' = diag(sigma2) (A1, A3, A4 exact there), also where a mode with p_j < 0 dies and the
+    (p, s, tau) form's tau_j = wa_j / w_j runs to infinity (integrate_modes stops)."""
+    from linear_ssl.theory import normalised
+
+    h = Hyper(alpha_p=1.0, beta=0.02, eta=0.0)
+    p, s, tau = np.array([0.9, 0.5, -0.4]), np.array([1.0, 0.4, 0.01]), np.array([0.5, 0.6, 0.9])
+    sigma2 = np.array([0.3, 0.5, 2.0])
+    t = np.linspace(0.0, 20.0, 21)
+    stopped = normalised.integrate_modes(
+        h, p, s, t, tau, sigma2, c_loss=ladder.C_LOSS, on_failure="ignore"
+    )
+    assert not stopped.all_ok  # tau of the dying mode blows up
+    amp = ladder._n2_amplitudes(h, p, s, tau, sigma2, t)
+    assert np.all(np.isfinite(amp))
+    w = np.sqrt(s)
+    n1 = normalised.integrate(
+        h, np.diag(w), np.diag(p), np.diag(tau * w), t, Xp=np.diag(sigma2), c_loss=ladder.C_LOSS
+    )
+    s_n1 = np.diagonal(n1.W, axis1=1, axis2=2) ** 2
+    np.testing.assert_allclose(amp, s_n1, rtol=1e-4, atol=1e-9 * s.max())
+
+
+# --------------------------------------------------------------------------- by construction
+
+
+def _rule_run(path, kind: str):
+    """The same linear-model records (Wp = DirectPred(F_hat) along a T1 trajectory) under a
+    closed-form DirectPred config or a trainable linear predictor's."""
+    from linear_ssl import bridge, predictors
+    from linear_ssl.runs import RunWriter
+
+    h = Hyper.from_training(lr=0.01, ema=0.99, weight_decay=0.01, momentum=0.0, sigma2=0.3)
+    steps = np.arange(0, 601, 100)
+    W0, _, Wa0 = aligned_init([1.0, 0.4, 0.1], [0.5, 0.3, 0.2], 0.7, n1=4, seed=2)
+    sol = matrix.integrate(
+        h, W0, None, Wa0, h.time_of_step(steps).astype(float), predictor="directpred", eps=0.1
+    )
+    predictor = (
+        "{kind: closed_form, rule: directpred, params: {eps: 0.1}, freq: 1}"
+        if kind == "closed_form"
+        else "{kind: linear}"
+    )
+    writer = RunWriter(path)
+    writer.write_config(
+        f"name: {kind}\nmethod: {{name: byol, ema: 0.99}}\npredictor: {predictor}\n"
+        "optim: {lr: 0.01, momentum: 0.0, weight_decay: 0.01}\ntheory: {sigma2: 0.3}\n"
+    )
+    rule = predictors.get_rule("directpred", eps=0.1)
+    X, Xp, tracker = np.eye(4), 0.3 * np.eye(4), EigenTracker()
+    for i, step in enumerate(steps):
+        Wp = rule(sol.W[i] @ (X + Xp) @ sol.W[i].T)
+        record = bridge.linear_record(sol.W[i], Wp, sol.Wa[i], X, Xp, tracker)
+        writer.write_spectra(int(step), record)
+    return path
+
+
+def test_directpred_report_and_figures_say_by_construction_a_trained_predictor_does_not(tmp_path):
+    """theory.md section 8: with DirectPred (R1) Wp's symmetry, its alignment with F_hat and
+    the parabola hold by construction; the compare report, [T] Fig. 2 on the run and the
+    overlay label them so; the same records with a trainable predictor carry no label."""
+    import matplotlib.pyplot as plt
+
+    from linear_ssl.bridge import compare_run
+    from linear_ssl.figures import run_overlay, run_t_fig2
+
+    label = "by construction (DirectPred)"
+    for kind, expected in (("closed_form", True), ("linear", False)):
+        run_dir = _rule_run(tmp_path / kind, kind)
+        report = compare_run(run_dir).to_markdown()
+        rows = [line for line in report.splitlines() if line.startswith("| parabola_r2 ")]
+        assert (label in rows[0]) is expected
+        assert (label in report) is expected
+        fig = run_t_fig2.draw(run_t_fig2.data(run_dir))
+        titles = " ".join(ax.get_title() for ax in fig.axes)
+        assert (label in titles) is expected
+        plt.close(fig)
+        fig = run_overlay.draw(run_overlay.data(run_dir))
+        texts = " ".join(ax.get_title() for ax in fig.axes)
+        texts += " ".join(t.get_text() for leg in fig.legends for t in leg.get_texts())
+        assert (label in texts) is expected
+        plt.close(fig)
+    assert protocol.built_in(load_run(tmp_path / "closed_form")) == (
+        "symmetry",
+        "alignment",
+        "parabola",
+    )

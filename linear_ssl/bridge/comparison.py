@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from linear_ssl import diagnostics
+from linear_ssl.bridge import protocol
 from linear_ssl.bridge.report import agreement_markdown
 from linear_ssl.bridge.rule_flow import rule_flow, rule_from_config
 from linear_ssl.bridge.seed import Seed, measured_states, seed_from_run, sigma2_of
@@ -71,8 +72,14 @@ class Comparison:
     def to_markdown(self) -> str:
         """The agreement table, the top modes and the notes, as Markdown."""
         name = self.run.config.get("name", self.run.path.name)
+        note = protocol.by_construction(self.run).strip()
         return agreement_markdown(
-            f"{name} ({self.run.path})", self.agreement, self.per_mode, self.notes
+            f"{name} ({self.run.path})",
+            self.agreement,
+            self.per_mode,
+            [*self.notes, *([note] if note else [])],
+            constructed=protocol.built_in(self.run),
+            label=protocol.construction_label(self.run),
         )
 
     def __str__(self) -> str:

@@ -33,7 +33,7 @@ from linear_ssl.bridge import protocol
 from linear_ssl.runs import Run, atomic_write_text, load_run
 from linear_ssl.theory import matrix as theory_matrix
 from linear_ssl.theory import modes as theory_modes
-from linear_ssl.theory import normalised
+from linear_ssl.theory import normalised, solvers
 from linear_ssl.theory.params import Hyper
 
 __all__ = [
@@ -164,15 +164,38 @@ def rung_config(
 
 # --------------------------------------------------------------------------- the flows
 
+DENSE_POINTS = 400
+"""Time points of a flow's uniform grid (``_Dense``); the fit interpolates linearly."""
 
-def _dense_times(t_max: float, n: int = 400) -> np.ndarray:
-    return np.linspace(0.0, TIME_SCALE_BOUNDS[1] * t_max, n)
+
+class _Dense:
+    """A flow from the seed on a uniform time grid (``solve(times)`` -> array over times),
+    solved to ``horizon`` and solved again, further, only when asked past it. ``at(times)``
+    interpolates linearly: nan before the seed (t < 0) and past a blow-up."""
+
+    def __init__(self, solve, horizon: float) -> None:
+        self.solve = solve
+        self._solve_to(horizon)
+
+    def _solve_to(self, horizon: float) -> None:
+        self.tt = np.linspace(0.0, horizon, DENSE_POINTS)
+        self.values = np.asarray(self.solve(self.tt), dtype=float)
+
+    def at(self, times: np.ndarray) -> np.ndarray:
+        times = np.asarray(times, dtype=float)
+        if np.nanmax(times) > self.tt[-1]:
+            self._solve_to(float(np.nanmax(times)))
+        return _interp(self.tt, self.values, times)
 
 
 def _interp(tt: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """values (len(tt), ...) linearly interpolated at times t (nan past a blow-up)."""
+    """values (len(tt), ...) linearly interpolated at times t (nan outside tt or past a
+    blow-up)."""
     flat = values.reshape(len(tt), -1)
-    out = np.stack([np.interp(t, tt, flat[:, i], right=np.nan) for i in range(flat.shape[1])], 1)
+    out = np.stack(
+        [np.interp(t, tt, flat[:, i], left=np.nan, right=np.nan) for i in range(flat.shape[1])],
+        1,
+    )
     return out.reshape(len(t), *values.shape[1:])
 
 
@@ -182,9 +205,11 @@ def _matrix_flow(h: Hyper, rec: dict[str, np.ndarray], cov, loss: str, tt: np.nd
     W0, Wa0, Wp0 = (np.asarray(rec[k], dtype=float) for k in ("W_online", "W_target", "Wp"))
     X, Xp = cov["X"], cov["Xp"]
     if loss == "squared":
-        sol = theory_matrix.integrate(h, W0, Wp0, Wa0, tt, X=X, Xp=Xp)
+        sol = theory_matrix.integrate(h, W0, Wp0, Wa0, tt, X=X, Xp=Xp, on_failure="ignore")
     else:
-        sol = normalised.integrate(h, W0, Wp0, Wa0, tt, X=X, Xp=Xp, c_loss=C_LOSS)
+        sol = normalised.integrate(
+            h, W0, Wp0, Wa0, tt, X=X, Xp=Xp, c_loss=C_LOSS, on_failure="ignore"
+        )
     return np.asarray(sol.W)
 
 
@@ -195,13 +220,24 @@ def correlation_along(W: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 
 AGREEMENT_CONSTANT = 5.0
-"""Rung 1's bound: max relative error of C12 between SGD and T1 at most
-AGREEMENT_CONSTANT sqrt(dt / batch) + dt (the SGD noise of a step dt at batch size B,
-accumulated over the run, and the O(dt) bias of a finite step)."""
+"""Rung 1's bound (``agreement_bound``): the multiple of one flow-time unit's SGD noise that
+the largest relative error over the records may reach."""
 
 
 def agreement_bound(dt: float, batch: int) -> float:
-    """``AGREEMENT_CONSTANT`` sqrt(dt / batch) + dt (see there)."""
+    """Rung 1: how far the exact C12 = W X W^T of SGD may stray from T1 (relative, max over
+    the records) from SGD noise and finite lr alone: AGREEMENT_CONSTANT sqrt(dt / B) + dt.
+
+    The run's C12 is computed from its recorded W and the measured X, so no sampling noise
+    enters. One step of lr with heavy-ball momentum m advances the flow by dt = lr / (1 - m)
+    and adds dt times the minibatch gradient's error, of covariance Sigma_1 / B (Sigma_1:
+    one sample's; theory.md section 1's T1 mapping). Over one unit of flow time, 1 / dt
+    steps, the errors add to a deviation of W of variance dt tr(Sigma_1) / B; T1's
+    contraction toward its trajectory (rate O(1) on T1's clock, as is one sample's gradient
+    relative to W) keeps older noise from piling up, so W and C12 stray by O(sqrt(dt / B))
+    relatively, the largest over the records by a few times that (AGREEMENT_CONSTANT). The
+    finite step adds the O(dt) relative bias of the heavy-ball map against T1.
+    """
     return AGREEMENT_CONSTANT * math.sqrt(dt / batch) + dt
 
 
@@ -215,16 +251,37 @@ def _mode_flow(h: Hyper, seed: dict[str, np.ndarray], loss: str, tt: np.ndarray)
     """s_j along T7 (squared; one Hyper per mode for its sigma_j^2) or N2 (normalised)."""
     p, s, tau, sigma2 = (seed[k] for k in ("p", "s", "tau", "sigma2"))
     if loss != "squared":
-        sol = normalised.integrate_modes(
-            h, p, s, tt, tau, sigma2, c_loss=C_LOSS, on_failure="ignore"
-        )
-        return np.asarray(sol.s)
+        return _n2_amplitudes(h, p, s, tau, sigma2, tt)
     cols = []
     for j in range(s.size):
         hj = dataclasses.replace(h, sigma2=float(sigma2[j]))
         sol = theory_modes.integrate(hj, p[j], s[j], tt, tau[j], on_failure="ignore")
         cols.append(np.asarray(sol.s).reshape(len(tt)))
     return np.stack(cols, 1)
+
+
+def _n2_amplitudes(h: Hyper, p, s, tau, sigma2, tt: np.ndarray) -> np.ndarray:
+    """s_j(t) of N2 (c_L = C_LOSS) integrated in the mode
+    amplitudes w_j = sqrt(s_j), wa_j = tau_j w_j of the diagonal linear model N2 reduces to:
+    dw_j/dt = (ds_j/dt) / (2 w_j), dwa_j/dt = beta (w_j - wa_j) (SimSiam: wa == w), dp_j/dt
+    as N2 (``normalised.mode_field``). The same flow as ``normalised.integrate_modes``,
+    without its (p, s, tau) form's singularity: a mode that dies (s_j -> 0, p_j < 0) takes
+    tau_j = wa_j / w_j to infinity in finite time while w_j, wa_j stay finite. LSODA: the
+    flow of a network's modes turns stiff (RK45 took 17x the time on a rung-3 run)."""
+    k = s.size
+    simsiam = h.beta is None
+
+    def rhs(_time: float, y: np.ndarray) -> np.ndarray:
+        p, w = y[:k], y[k : 2 * k]
+        wa = w if simsiam else y[2 * k :]
+        dp, ds, _ = normalised.mode_field(h, p, w * w, wa / w, sigma2, c_loss=C_LOSS)
+        parts = [dp, ds / (2.0 * w)] + ([] if simsiam else [h.beta * (w - wa)])
+        return np.concatenate(parts)
+
+    w0 = np.sqrt(s)
+    y0 = np.concatenate([p, w0] + ([] if simsiam else [tau * w0]))
+    res = solvers.solve_ivp_checked(rhs, y0, tt, method="LSODA", name="N2 (mode amplitudes)")
+    return res.y[:, k : 2 * k] ** 2
 
 
 def _along(bases: Sequence[np.ndarray], C: np.ndarray) -> np.ndarray:
@@ -236,6 +293,73 @@ def _tracked_bases(C: np.ndarray) -> list[np.ndarray]:
     """Eigenvectors of each record's centred C12, tracked as the recorder tracks them."""
     tracker = diagnostics.EigenTracker()
     return [tracker.update(c)[1] for c in C]
+
+
+def _top(s: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Indices of the (at most TOP_MODES) largest usable s_j, in index order."""
+    order = np.argsort(-np.where(usable, s, -np.inf), kind="stable")
+    return np.sort(order[: min(TOP_MODES, int(usable.sum()))])
+
+
+# --------------------------------------------------------------------------- N2's seed
+
+SEED_SHARE = 0.5
+"""N2's seed record: the first at which the tracked modes carry at least this share of the
+centred E||q||^2 = tr(Wp C11c Wp^T) (``_n2_seed``)."""
+
+
+def _mode_state(sp, i: int, h: Hyper) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
+    """N2's (or T7's) per-mode seed at record i (N2's operational form: mode12_*, else the
+    F_hat modes with sigma_j^2 = 0) and the usable modes (s_j > 0, tau_j finite, > 0 with an
+    EMA target)."""
+    prefix = "mode12" if "mode12_s" in sp else "mode"
+    s = np.asarray(sp[f"{prefix}_s"][i], dtype=float)
+    seed = {
+        "s": s,
+        "p": np.asarray(sp[f"{prefix}_p"][i]) if f"{prefix}_p" in sp else None,
+        "tau": np.asarray(sp[f"{prefix}_tau"][i], dtype=float),
+        "sigma2": np.clip(np.asarray(sp["mode12_sigma2"][i]), 0.0, None)
+        if prefix == "mode12"
+        else np.zeros(s.size),
+    }
+    usable = (s > 0) & np.isfinite(seed["tau"]) & (h.simsiam | (seed["tau"] > 0))
+    return seed, usable
+
+
+def _n2_seed(sp, h: Hyper, last: int) -> dict[str, Any]:
+    """The record N2 is seeded at (theory.md 2b: A1, A3, A4; section 8: "an early record").
+
+    N2's mean field a(t), b(t) is A4's N_q, N_a, kappa summed over the modes, exact only
+    under A1 and A3. At initialisation Wp is not aligned with C12's eigenvectors: the
+    modes carry ~1 % of the centred E||q||^2, their N_q is a tenth of the measured one
+    (``seed_Nq_modes_over_measured``) and N2's field is ten times too strong. So the seed
+    is the first record up to ``last`` where the modes carry SEED_SHARE of the centred
+    E||q||^2 = tr(Wp C11c Wp^T) (the record with the largest share if none does), and N2
+    keeps its own moments there. Not chosen: rescaling N2's moments by the measured ratios
+    held constant (what the modes miss: the mean mode, the off-diagonal part of Wp) breaks
+    N1's exact norm conservation tr(Wp^T G~ W^T) = 0, which needs a, b to be the modes' own
+    moments: on a rung-3 run that flow's top mode grew at rate 2.2 and it blew up before
+    t = 10; and a fitted scale would spend section 8's global numbers on an artefact of A1.
+    Returns the index, the share and the modes' N_q over the measured N_q there.
+    """
+    best: dict[str, Any] = {"index": 0, "share": math.nan, "Nq_ratio": math.nan}
+    for i in range(last + 1):
+        seed, usable = _mode_state(sp, i, h)
+        if seed["p"] is None or not usable.any() or "Wp" not in sp:
+            break
+        sc = normalised.mode_scalars(
+            *(np.asarray(seed[k])[usable] for k in ("p", "s", "tau", "sigma2"))
+        )
+        m = np.asarray(sp["mean_f"][i], dtype=float)
+        Wp = np.asarray(sp["Wp"][i], dtype=float)
+        C11c = np.asarray(sp["C11"][i], dtype=float) - np.outer(m, m)
+        share = float(sc.N_q**2 / np.trace(Wp @ C11c @ Wp.T))
+        here = {"index": i, "share": share, "Nq_ratio": float(sc.N_q) / float(sp["N_q"][i])}
+        if not best["share"] >= share:
+            best = here
+        if share >= SEED_SHARE:
+            return here
+    return best
 
 
 # --------------------------------------------------------------------------- one run
@@ -303,14 +427,76 @@ def _loss_of(config: dict[str, Any]) -> str:
 TREND_SIGNS = {"alignment": 1, "offdiag": -1, "asymmetry": -1, "negative_mass": -1}
 """[T] Fig. 2: alignment rises; off-diagonal share, asymmetry, negative mass fall."""
 
+_SCORES = ("time_scale", "err_flow", "err_flow_unfitted", "skill_persistence", "skill_loglinear")
+
+
+def _score(t: np.ndarray, meas: np.ndarray, windows: protocol.Windows, pred_at) -> tuple:
+    """Section 8 on one measurement: the baselines' errors; with a flow (``pred_at(times)``:
+    the compared modes' s at flow times from the seed, nan before it), one time scale fitted
+    on the fitting window and frozen, the skills on the held-out window and the grow/shrink
+    AUC. Returns (scores, the flow's s at the records or None)."""
+    fit, held = windows.fit, windows.held
+    err_p = protocol.shape_error(protocol.persistence_baseline(meas, windows), meas[held])
+    err_l = protocol.shape_error(protocol.loglinear_baseline(t, meas, windows), meas[held])
+    out: dict[str, float] = {"err_persistence": err_p, "err_loglinear": err_l}
+    if pred_at is None:
+        return {**out, **dict.fromkeys((*_SCORES, "auc"), math.nan)}, None
+    since = t - t[windows.seed]
+    fit_only = np.full_like(since, np.nan)  # the fit looks at the fitting window alone
+    fit_only[fit] = since[fit]
+
+    def pred_fn(kappa: float) -> np.ndarray:
+        return pred_at(kappa * since)
+
+    (kappa,) = protocol.fit_globals(
+        lambda x: protocol.shape_error(pred_at(float(x[0]) * fit_only)[fit], meas[fit]),
+        [1.0],
+        [TIME_SCALE_BOUNDS],
+    )
+    pred = pred_fn(float(kappa))
+    err_f = protocol.shape_error(pred[held], meas[held])
+    ref = fit[-1]
+    change_run = protocol.log_shape(meas[-1]) - protocol.log_shape(meas[ref])
+    change_flow = protocol.log_shape(pred[-1]) - protocol.log_shape(pred[ref])
+    out.update(
+        time_scale=float(kappa),
+        err_flow=err_f,
+        err_flow_unfitted=protocol.shape_error(pred_fn(1.0)[held], meas[held]),
+        skill_persistence=protocol.skill(err_f, err_p),
+        skill_loglinear=protocol.skill(err_f, err_l),
+        auc=protocol.grow_shrink_auc(change_flow, change_run),
+    )
+    return out, pred
+
+
+def _horizon(t: np.ndarray, windows: protocol.Windows) -> float:
+    """How far the fit looks: the largest time scale over the fitting window, or the held-out
+    window at time scale 1 (the unfitted error)."""
+    since = t - t[windows.seed]
+    return max(TIME_SCALE_BOUNDS[1] * float(since[windows.fit[-1]]), float(since[-1]))
+
+
+def _covariances_of(run: Run, covariances) -> dict[str, np.ndarray] | None:
+    if covariances is None and (run.path / COVARIANCES_FILE).is_file():
+        with np.load(run.path / COVARIANCES_FILE) as npz:
+            covariances = {k: npz[k] for k in npz.files}
+    return covariances
+
 
 def assess_run(
     run_dir: str | Path | Run, covariances: dict[str, np.ndarray] | None = None
 ) -> dict[str, Any]:
     """Score one run by theory.md section 8 (module docstring). Returns a dict of numbers
     (skills, AUC, identity error, fitted time scale, trends, A4 spreads), the flow's name,
-    ``unavailable`` (what the run does not record, by name) and ``curves`` (steps, the
-    run's and the flow's log shapes of the compared modes) for the figure.
+    ``seed`` (which record the flow starts from and why; ``seed_step``), ``unavailable``
+    (what the run does not record, by name) and ``curves`` (steps, the run's and the flow's
+    log shapes of the compared modes) for the figure.
+
+    With the encoder's weights and X, X' (the pixel rungs): the matrix flow T1 / N1 from
+    record 0, scored on the run's exact C12 = W X W^T (``flow_error`` against
+    ``agreement_bound``); the same scores on the window estimate of C12 beside them
+    (``*_window``). Otherwise the mode flow T7 (record 0) or N2 (``_n2_seed``) on the
+    window estimate's modes.
 
     covariances: X, Xp, mu of the input (default RUN/data_covariances.npz if present).
     """
@@ -318,18 +504,16 @@ def assess_run(
     sp = run.spectra
     if len(sp.steps) == 0:
         raise ValueError(f"{run.path} has no spectra records: train it with record.every > 0")
-    if covariances is None and (run.path / COVARIANCES_FILE).is_file():
-        with np.load(run.path / COVARIANCES_FILE) as npz:
-            covariances = {k: npz[k] for k in npz.files}
+    covariances = _covariances_of(run, covariances)
     h = run.hyper()
     steps = np.asarray(sp.steps)
+    t_step = h.time_of_step(steps.astype(float))
     t = h.time_of_step(_window_steps(run, steps))
     loss = _loss_of(run.config)
     unavailable: list[str] = []
     if steps[0] != 0:
         unavailable.append("record at step 0 (seeded at the first record instead)")
-    windows = protocol.split_windows(steps)
-    tt = _dense_times(float(t[-1] - t[0]))
+    has_weights = "W_online" in sp and covariances is not None and "Wp" in sp
     C = None
     if "mode12_s" in sp:
         C = _centred_c12(sp)
@@ -342,91 +526,86 @@ def assess_run(
             "A4 spreads (N_q, N_a, kappa, per-sample norms and cosines)",
         ]
         meas_all = np.asarray(sp["mode_s"], dtype=float)
-    i0 = windows.seed
-    has_weights = "W_online" in sp and covariances is not None and "Wp" in sp
     if has_weights:
         flow = "T1" if loss == "squared" else "N1"
     else:
         flow = "T7" if loss == "squared" else "N2"
     result: dict[str, Any] = {"run": str(run.path), "flow": flow, "loss": loss}
-    # seed: the top modes at the seed record
+    i0, why = 0, "record 0"
+    n2 = flow == "N2" and "N_q" in sp and "mode12_p" in sp
+    if n2:
+        chosen = _n2_seed(sp, h, len(steps) - 3)
+        i0 = chosen["index"]
+        reached = "the first where" if chosen["share"] >= SEED_SHARE else "none reaches it; best:"
+        why = (
+            f"record {i0} (step {int(steps[i0])}), {reached} the modes carry "
+            f"{100 * chosen['share']:.0f}% (>= {100 * SEED_SHARE:.0f}%) of the centred E||q||^2 "
+            f"(A1/A3); there the modes' N_q is {chosen['Nq_ratio']:.2f} x the measured"
+        )
+        result["seed_share"] = chosen["share"]
+        result["seed_Nq_modes_over_measured"] = chosen["Nq_ratio"]
+    result.update(seed=why, seed_step=int(steps[i0]))
+    windows = protocol.split_windows(steps, seed=i0)
+    seed, usable = _mode_state(sp, i0, h)
     if "mode12_s" in sp:
-        seed = {
-            "s": meas_all[i0],
-            "p": np.asarray(sp["mode12_p"][i0]) if "mode12_p" in sp else None,
-            "tau": np.asarray(sp["mode12_tau"][i0]),
-            "sigma2": np.clip(np.asarray(sp["mode12_sigma2"][i0]), 0.0, None),
-        }
-    else:
-        seed = {
-            "s": meas_all[i0],
-            "p": np.asarray(sp["mode_p"][i0]) if "mode_p" in sp else None,
-            "tau": np.asarray(sp["mode_tau"][i0]),
-            "sigma2": np.zeros(meas_all.shape[1]),
-        }
-    usable = (seed["s"] > 0) & np.isfinite(seed["tau"]) & (h.simsiam | (seed["tau"] > 0))
-    order = np.argsort(-np.where(usable, seed["s"], -np.inf), kind="stable")
-    sel = np.sort(order[: min(TOP_MODES, int(usable.sum()))])
+        seed["s"] = meas_all[i0]
+    sel = _top(seed["s"], usable)
     meas = meas_all[:, sel]
-    if seed["p"] is None and not has_weights:
-        unavailable.append("the flow (the predictor is not linear: no p_j)")
-        pred_fn = None
-    elif has_weights:
+    exact = None
+    if has_weights:
         rec0 = {k: sp[k][i0] for k in ("W_online", "W_target", "Wp")}
-        W_dense = _matrix_flow(h, rec0, covariances, loss, tt)
-        mu = covariances["mu"]
-        dense = correlation_along(W_dense, covariances["X"] - np.outer(mu, mu))
-        C_flow = correlation_along(_interp(tt, W_dense, t - t[0]), covariances["X"])
-        result["flow_error"] = flow_error(np.asarray(sp["C12"], dtype=float), C_flow)
+        X, mu = covariances["X"], covariances["mu"]
+        Xc = X - np.outer(mu, mu)
+
+        def solve(times):
+            W = _matrix_flow(h, rec0, covariances, loss, times)
+            return np.stack([correlation_along(W, Xc), correlation_along(W, X)], 1)
+
+        dense = _Dense(solve, _horizon(t_step, windows))
+        W_run = np.asarray(sp["W_online"], dtype=float)
+        C_exact = correlation_along(W_run, Xc)  # the run's C12 without sampling noise
+        bases_exact = _tracked_bases(C_exact)
+        s_exact = _along(bases_exact, C_exact)
+        sel_exact = _top(s_exact[i0], s_exact[i0] > 0)
+        exact = (s_exact[:, sel_exact], bases_exact, sel_exact)
+        since = t_step - t_step[i0]
+        result["flow_error"] = flow_error(correlation_along(W_run, X)[i0:], dense.at(since)[i0:, 1])
+        result["flow_error_window"] = flow_error(
+            np.asarray(sp["C12"], dtype=float)[i0:], dense.at(t - t[i0])[i0:, 1]
+        )
         result["flow_error_bound"] = agreement_bound(h.dt, int(run.config["batch_size"]))
 
-        def pred_fn(kappa: float) -> np.ndarray:
-            return _along(bases, _interp(tt, dense, kappa * (t - t[0])))[:, sel]
+        def pred_at(times):
+            return _along(bases, dense.at(times)[:, 0])[:, sel]
+    elif seed["p"] is None:
+        unavailable.append("the flow (the predictor is not linear: no p_j)")
+        pred_at = None
     else:
         # every usable mode enters the flow (N2's modes share its mean field), top ones scored
         every = np.flatnonzero(usable)
-        if loss != "squared" and "N_q" in sp:  # A4's N_q from the modes, against the measured
-            nq = normalised.mode_scalars(
-                *(np.asarray(seed[k])[every] for k in ("p", "s", "tau", "sigma2"))
-            )
-            result["seed_Nq_modes_over_measured"] = float(nq.N_q / float(sp["N_q"][i0]))
-        dense = _mode_flow(h, {k: np.asarray(v)[every] for k, v in seed.items()}, loss, tt)
-        dense = dense[:, np.searchsorted(every, sel)]
-
-        def pred_fn(kappa: float) -> np.ndarray:
-            return _interp(tt, dense, kappa * (t - t[0]))
-
-    fit, held = windows.fit, windows.held
-    persistence = protocol.persistence_baseline(meas, windows)
-    loglinear = protocol.loglinear_baseline(t, meas, windows)
-    err_p = protocol.shape_error(persistence, meas[held])
-    err_l = protocol.shape_error(loglinear, meas[held])
-    result.update(err_persistence=err_p, err_loglinear=err_l)
-    if pred_fn is not None:
-        (kappa,) = protocol.fit_globals(
-            lambda x: protocol.shape_error(pred_fn(float(x[0]))[fit], meas[fit]),
-            [1.0],
-            [TIME_SCALE_BOUNDS],
+        start = {k: np.asarray(v)[every] for k, v in seed.items()}
+        cols = np.searchsorted(every, sel)
+        dense = _Dense(
+            lambda times: _mode_flow(h, start, loss, times)[:, cols],
+            _horizon(t, windows),
         )
-        pred = pred_fn(float(kappa))
-        err_f = protocol.shape_error(pred[held], meas[held])
-        ref = fit[-1]
-        change_run = protocol.log_shape(meas[-1]) - protocol.log_shape(meas[ref])
-        change_flow = protocol.log_shape(pred[-1]) - protocol.log_shape(pred[ref])
-        result.update(
-            time_scale=float(kappa),
-            err_flow=err_f,
-            err_flow_unfitted=protocol.shape_error(pred_fn(1.0)[held], meas[held]),
-            skill_persistence=protocol.skill(err_f, err_p),
-            skill_loglinear=protocol.skill(err_f, err_l),
-            auc=protocol.grow_shrink_auc(change_flow, change_run),
+        pred_at = dense.at
+
+    scores, pred = _score(t, meas, windows, pred_at)
+    curves_run, curves_pred = meas, pred
+    if exact is not None:  # rung 1 (and 2): scored on the exact C12; the window beside it
+        result.update({f"{k}_window": v for k, v in scores.items()})
+        s_exact, bases_exact, sel_exact = exact
+        scores, pred = _score(
+            t_step,
+            s_exact,
+            windows,
+            lambda times: _along(bases_exact, dense.at(times)[:, 0])[:, sel_exact],
         )
-    else:
-        pred = np.full_like(meas, np.nan)
-        for key in ("time_scale", "err_flow", "skill_persistence", "skill_loglinear", "auc"):
-            result[key] = math.nan
+        curves_run, curves_pred = s_exact, pred
+    result.update(scores)
     if "last_gram" in sp and "Wp_gram" in sp:
-        result["identity_error"] = _balance_error(run, h, t - t[0])
+        result["identity_error"] = _balance_error(run, h, t_step - t_step[0])
     else:
         unavailable.append("balance identity (no last-layer Gram / Wp^T Wp records)")
         result["identity_error"] = math.nan
@@ -434,11 +613,13 @@ def assess_run(
     for key in ("cos_std", "norm_q_cv", "norm_a_cv", "kappa"):
         result[f"a4_{key}"] = float(np.nanmean(sp[key])) if key in sp else math.nan
     result["unavailable"] = unavailable
+    result["built_in"] = protocol.construction_label(run)  # the trends, if a rule sets Wp
     result["curves"] = {
         "steps": steps.tolist(),
-        "fit_end": int(steps[fit[-1]]),
-        "run": protocol.log_shape(meas).tolist(),
-        "flow": protocol.log_shape(pred).tolist() if pred_fn is not None else None,
+        "seed_step": int(steps[i0]),
+        "fit_end": int(steps[windows.fit[-1]]),
+        "run": protocol.log_shape(curves_run).tolist(),
+        "flow": protocol.log_shape(curves_pred).tolist() if curves_pred is not None else None,
     }
     return result
 
@@ -453,9 +634,12 @@ def summarise(rung: str, results: Sequence[dict[str, Any]], settings: dict[str, 
     for key in (
         "skill_persistence", "skill_loglinear", "identity_error", "auc", "time_scale",
         "err_flow", "err_persistence", "err_loglinear", "a4_cos_std", "a4_norm_q_cv",
-        "flow_error", "flow_error_bound",
+        "flow_error", "flow_error_bound", "flow_error_window", "skill_persistence_window",
+        "skill_loglinear_window", "seed_step", "seed_Nq_modes_over_measured",
     ):  # fmt: skip
         out[key] = iv(key) if key in results[0] else [math.nan] * 3
+    out["seed"] = [r["seed"] for r in results]
+    out["built_in"] = next((r["built_in"] for r in results if r.get("built_in")), "")
     out["flow_blew_up"] = int(sum(r["err_flow"] == math.inf for r in results))  # seeds
     out["agrees"] = protocol.agrees(out["skill_persistence"], out["skill_loglinear"])
     trends = {}
@@ -517,13 +701,28 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
         "",
         "Mean [95 % interval] over seeds. Skill = 1 - err(flow) / err(baseline) on the held-out",
         "window (RMS of log shape over the top modes); agrees: both intervals above zero.",
-        "Trainable linear predictor on every rung: nothing here is true by construction.",
     ]
+    if not any(r.get("built_in") for r in rows):
+        lines.append(
+            "Trainable linear predictor on every rung: nothing here is true by construction."
+        )
     for r in rows:
+        if np.isfinite(r.get("flow_error_window", [math.nan])[0]):
+            lines.append(
+                f"- {r['rung']}: scored on the exact C12 = W X W^T; flow error "
+                f"{f(r['flow_error'])} (bound {f(r['flow_error_bound'])}); on the window "
+                f"estimate: flow error {f(r['flow_error_window'])}, skill vs persistence "
+                f"{f(r['skill_persistence_window'])}, vs log-linear "
+                f"{f(r['skill_loglinear_window'])}"
+            )
+        for seed in sorted(set(r.get("seed", []))):
+            lines.append(f"- {r['rung']}: seeded at {seed}")
+        built = f" ({r['built_in']})" if r.get("built_in") else ""
         for name, tr in r["trends"].items():
             lines.append(
-                f"- {r['rung']}: [T] Fig. 2 {name} change {f(tr['change'])}, expected sign "
-                f"{tr['expected_sign']:+d}, held in {100 * tr['fraction_with_sign']:.0f}% of seeds"
+                f"- {r['rung']}: [T] Fig. 2 {name}{built} change {f(tr['change'])}, expected "
+                f"sign {tr['expected_sign']:+d}, held in {100 * tr['fraction_with_sign']:.0f}% "
+                "of seeds"
             )
         for u in r["unavailable"]:
             lines.append(f"- {r['rung']}: unavailable: {u}")

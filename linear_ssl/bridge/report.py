@@ -9,7 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DESCRIPTIONS", "agreement_markdown"]
+__all__ = ["CONSTRUCTED", "DESCRIPTIONS", "agreement_markdown"]
+
+CONSTRUCTED = {
+    "symmetry": ("asymmetry_mean", "asymmetry_max"),
+    "alignment": (
+        "commutator_t0", "commutator_last", "commutator_slope", "commutator_decreases",
+        "commutator_relative_last", "offdiag_last",
+    ),
+    "parabola": ("parabola_scale", "parabola_r2"),
+}  # fmt: skip
+"""The agreement entries that show each quantity of ``protocol.built_in``."""
 
 DESCRIPTIONS = {
     "flow": "flow integrated (t7: p free; rule:NAME: p set by the closed-form rule)",
@@ -68,13 +78,21 @@ def agreement_markdown(
     agreement: Mapping[str, Any],
     per_mode: pd.DataFrame,
     notes: Sequence[str] = (),
+    constructed: Sequence[str] = (),
+    label: str = "",
 ) -> str:
     """Markdown: the agreement table (``DESCRIPTIONS`` as its meaning column), the 8 top
-    modes by seeded s_j, and the notes on assumptions and approximations."""
+    modes by seeded s_j, and the notes on assumptions and approximations. constructed: the
+    quantities true by construction (``protocol.built_in``): their entries (``CONSTRUCTED``)
+    carry ``label`` ("by construction (DirectPred)")."""
+    marked = {key for q in constructed for key in CONSTRUCTED[q]}
     lines = [f"## Theory vs run: {title}", ""]
     lines += ["| quantity | value | meaning |", "|---|---|---|"]
     for key, value in agreement.items():
-        lines.append(f"| {key} | {_fmt(value)} | {DESCRIPTIONS.get(key, '')} |")
+        meaning = DESCRIPTIONS.get(key, "")
+        if key in marked:
+            meaning += f" — {label}"
+        lines.append(f"| {key} | {_fmt(value)} | {meaning} |")
     lines += ["", "Top modes (by s at t0):", ""]
     cols = ["mode", "s0", "p0", "tau0", "err_s", "err_p", "err_tau", "collapsed_t9", "lost_run"]
     cols += ["lost_step_flow", "lost_step_run"]

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from linear_ssl.bridge import Comparison, compare_run
+from linear_ssl.bridge import Comparison, compare_run, protocol
 from linear_ssl.figures.run_labels import RunLike, run_title
 from linear_ssl.figures.style import MODE_COLOURS, style
 
@@ -26,7 +26,9 @@ FLOW = dict(ls="--", lw=1.8, zorder=3)
 class OverlayData:
     """The `top` modes by seeded s_j: ``Comparison.table`` rows (step, mode, quantity,
     measured, predicted), their errors, the flow's name and seed step, alpha_p and the T8
-    scale fitted at the last record."""
+    scale fitted at the last record; ``built_in``, the label of what the run's predictor
+    makes true by construction ("by construction (DirectPred)", ``protocol``: there the
+    parabola), "" for a trained one."""
 
     title: str
     flow: str
@@ -36,6 +38,7 @@ class OverlayData:
     alpha_p: float
     parabola_scale: float
     errors: pd.DataFrame
+    built_in: str = ""
 
 
 def data(comparison: Comparison | RunLike, top: int = 6) -> OverlayData:
@@ -52,6 +55,7 @@ def data(comparison: Comparison | RunLike, top: int = 6) -> OverlayData:
         c.hyper.alpha_p,
         c.agreement["parabola_scale"],
         c.per_mode.set_index("mode").loc[chosen, ["err_s", "err_p", "err_tau"]],
+        protocol.construction_label(c.run) if "parabola" in protocol.built_in(c.run) else "",
     )
 
 
@@ -95,8 +99,10 @@ def draw(data: OverlayData) -> Figure:
             if np.isfinite(k):
                 (line,) = ax.plot(grid, k * grid**2, "-.", color="black", lw=0.8)
                 handles.append(line)
-                labels.append(f"fit: s = {k:.3g} p²")
-        ax.set(xlabel="$p_j$", ylabel="$s_j$", title="phase plane (p, s)", yscale="log")
+                built = f", {data.built_in}" if data.built_in else ""
+                labels.append(f"fit: s = {k:.3g} p²{built}")
+        title = "phase plane (p, s)" + (f"\nparabola {data.built_in}" if data.built_in else "")
+        ax.set(xlabel="$p_j$", ylabel="$s_j$", title=title, yscale="log")
         fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
         fig.suptitle(
             f"Flow ({data.flow}) seeded at step {data.t0_step} over the run — {data.title}"

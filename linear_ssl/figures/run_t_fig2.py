@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from linear_ssl.bridge import protocol
 from linear_ssl.figures.run_labels import RunLike, load, need, run_title
 from linear_ssl.figures.style import OKABE_ITO, rank_colours, style
 
@@ -18,7 +19,9 @@ TITLE = "[T] Fig. 2 on a run: spectra, alignment and asymmetry of Wp"
 @dataclass
 class TFig2Data:
     """Per record step (R,): the `top` largest eigenvalues of F_hat (log10, (R, k)), the
-    real parts of Wp's eigenvalues, cos(u_j, Wp u_j) (descending j) and the asymmetry."""
+    real parts of Wp's eigenvalues, cos(u_j, Wp u_j) (descending j) and the asymmetry;
+    ``built_in``: "by construction (DirectPred)" when the run's predictor makes the
+    alignment and the symmetry so (``protocol.built_in``), else "" (theory.md section 8)."""
 
     title: str
     steps: np.ndarray
@@ -26,6 +29,7 @@ class TFig2Data:
     Wp_eigvals: np.ndarray
     alignment: np.ndarray
     asymmetry: np.ndarray
+    built_in: str = ""
 
 
 def data(run: RunLike, top: int = 10) -> TFig2Data:
@@ -43,6 +47,7 @@ def data(run: RunLike, top: int = 10) -> TFig2Data:
         np.asarray(sp["Wp_eigvals_real"])[:, :k],
         np.asarray(sp["alignment"])[:, :k],
         np.asarray(sp["asymmetry"], dtype=float),
+        protocol.construction_label(run),
     )
 
 
@@ -57,6 +62,8 @@ def draw(data: TFig2Data) -> Figure:
             (data.Wp_eigvals, r"Re eig($W_p$)", "eigenvalues of $W_p$"),
             (data.alignment, r"cos($u_j$, $W_p u_j$)", "alignment along $\\hat F$'s eigenvectors"),
         ]
+        if data.built_in:  # alignment and symmetry hold by construction: say so on them
+            panels[2] = (*panels[2][:2], f"{panels[2][2]}\n{data.built_in}")
         for ax, (values, ylabel, title) in zip(axes, panels, strict=False):
             for j in range(k):
                 ax.plot(data.steps, values[:, j], color=colours[j], label=f"j={j + 1}")
@@ -69,7 +76,8 @@ def draw(data: TFig2Data) -> Figure:
         low = np.nanmin(data.alignment) if np.any(finite) else 0.0
         axes[2].set_ylim(min(float(low) - 0.05, 0.9), 1.02)
         axes[3].plot(data.steps, data.asymmetry, color=OKABE_ITO[1])
-        axes[3].set(ylabel=r"$\|W_p - W_p^T\|_F / \|W_p\|_F$", title="asymmetry of $W_p$",
+        title = "asymmetry of $W_p$" + (f"\n{data.built_in}" if data.built_in else "")
+        axes[3].set(ylabel=r"$\|W_p - W_p^T\|_F / \|W_p\|_F$", title=title,
                     xlabel="training step")  # fmt: skip
         fig.suptitle(f"[T] Fig. 2 — {data.title}")
     return fig

@@ -19,6 +19,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -161,7 +162,8 @@ def test_two_ranks_equal_one_process(tmp_path):
     """Section 5 step on the global batch: two ranks with SyncBatchNorm and the same views
     (global_augment) hold, after one step, the parameters, BatchNorm statistics, momentum
     and F_hat / C_to (R1) of one process, and the same Wp (R2, DirectPred), to float
-    tolerance; the second step's loss (forward on the updated state) agrees too.
+    tolerance; the second step's loss (forward on the updated state) agrees too, and so does
+    rank 0's section-8 record (the window sums averaged over ranks).
 
     SyncBatchNorm is needed: without it each rank normalises its 8 rows by their own
     statistics, a different function from BatchNorm over the 16 rows of the one process.
@@ -214,6 +216,13 @@ def test_two_ranks_equal_one_process(tmp_path):
         assert run_two.metrics[column].to_numpy() == pytest.approx(
             run_one.metrics[column].to_numpy(), rel=1e-5
         )
+    # theory.md section 8's window record (step 0: four batches): its sums are averaged over
+    # ranks before rank 0 writes it, so it is the one process's record of the global batch
+    sp_one, sp_two = run_one.spectra, run_two.spectra
+    assert list(sp_two.steps) == list(sp_one.steps) == [0]
+    for key in ("C12", "C11", "C_to", "mean_f", "mean_fa", "N_q", "N_a", "kappa", "cos_mean",
+                "cos_std", "norm_q_cv", "mode12_s"):  # fmt: skip
+        np.testing.assert_allclose(sp_two[key], sp_one[key], rtol=1e-4, atol=1e-7, err_msg=key)
 
 
 def test_two_ranks_resume_after_sigkill(tmp_path):

@@ -12,7 +12,9 @@ a single process's on the whole batch. Buffers are not re-broadcast each step
 
 F_hat and C_to (``predictors.RunningCorrelation``, in closed-form predictors and the
 recorder) become ``SyncedCorrelation``: the step's features are all-gathered before the
-EMA (R1), so every rank holds the estimate of the global batch and sets the same Wp.
+EMA (R1), so every rank holds the estimate of the global batch and sets the same Wp. The
+recorder's record-window means (C12, C11, C_to, E[f], A4's moments) are averaged over ranks
+(``mean_over_ranks``) when a record is taken, so rank 0 writes the global batch's.
 ``model.sync_bn`` swaps BatchNorm for one whose batch statistics are summed over ranks
 (``torch.nn.SyncBatchNorm`` on CUDA; ``GlooSyncBatchNorm`` elsewhere, since torch's
 needs a GPU). Only rank 0 writes (metrics, spectra, status, checkpoints).
@@ -271,6 +273,19 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 
 
 # ---------------------------------------------------------------------- F_hat / C_to
+def mean_over_ranks(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The mean over ranks of each tensor (one dtype), in one flat all-reduce queued on the
+    device without a host sync: the recorder's window means of equal shards become the
+    global batch's (theory.md section 8's C12, C11, C_to, E[f] and A4's moments)."""
+    if not (tensors and dist.is_initialized() and dist.get_world_size() > 1):
+        return tensors
+    keys, values = list(tensors), list(tensors.values())
+    flat = _flatten_dense_tensors(values)
+    dist.all_reduce(flat)
+    flat.div_(dist.get_world_size())
+    return dict(zip(keys, _unflatten_dense_tensors(flat, values), strict=True))
+
+
 def _gather(x: torch.Tensor) -> torch.Tensor:
     """The rows of every rank's ``x``, in rank order (the global batch's order)."""
     if not (dist.is_initialized() and dist.get_world_size() > 1):

@@ -266,6 +266,8 @@ class Trainer:
             else None
         )
         distributed.sync_estimates([self.recorder])
+        if self.recorder is not None and self.dist.enabled:
+            self.recorder.reduce = distributed.mean_over_ranks
         self.step = 0
         self._pending = None  # a spectra snapshot waiting for its host copies
         self._reset_window()

@@ -34,6 +34,7 @@ stacked, the two views of each image being LiDAR's groups (``collapse_diagnostic
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,6 +295,8 @@ class Recorder:
         self.window = WindowEstimate()
         self.every, self.batches = every, min(batches, every) if every else batches
         self.collapse = CollapseWatch(collapse_floor, collapse_window)
+        # the window's means over ranks (torchrun: ``distributed.mean_over_ranks``)
+        self.reduce: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
     def in_window(self, step: int) -> bool:
         """Whether step's batch enters the record window (the last ``batches`` steps up to
@@ -332,7 +335,10 @@ class Recorder:
         if method.predictor.matrix is not None:
             tensors["Wp"] = method.predictor.matrix
         if self.window.count:
-            tensors.update({f"w_{k}": v for k, v in self.window.means().items()})
+            means = self.window.means()
+            if self.reduce is not None:  # collective: every rank records at the same steps
+                means = self.reduce(means)
+            tensors.update({f"w_{k}": v for k, v in means.items()})
             self.window.reset()
             gram = _last_layer_gram(method)
             if gram is not None:

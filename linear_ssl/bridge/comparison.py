@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 
 from linear_ssl import diagnostics
-from linear_ssl.bridge import protocol
-from linear_ssl.bridge.report import agreement_markdown
+from linear_ssl.bridge import report
 from linear_ssl.bridge.rule_flow import rule_flow, rule_from_config
 from linear_ssl.bridge.seed import Seed, measured_states, seed_from_run, sigma2_of
 from linear_ssl.runs import Run, load_run
@@ -72,14 +71,14 @@ class Comparison:
     def to_markdown(self) -> str:
         """The agreement table, the top modes and the notes, as Markdown."""
         name = self.run.config.get("name", self.run.path.name)
-        note = protocol.by_construction(self.run).strip()
-        return agreement_markdown(
+        note = report.by_construction(self.run).strip()
+        return report.agreement_markdown(
             f"{name} ({self.run.path})",
             self.agreement,
             self.per_mode,
             [*self.notes, *([note] if note else [])],
-            constructed=protocol.built_in(self.run),
-            label=protocol.construction_label(self.run),
+            constructed=report.built_in(self.run),
+            label=report.construction_label(self.run),
         )
 
     def __str__(self) -> str:

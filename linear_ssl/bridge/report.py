@@ -9,7 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CONSTRUCTED", "DESCRIPTIONS", "agreement_markdown"]
+from linear_ssl.bridge.rule_flow import rule_from_config
+
+__all__ = [
+    "CONSTRUCTED",
+    "DESCRIPTIONS",
+    "RULE_LABELS",
+    "agreement_markdown",
+    "built_in",
+    "by_construction",
+    "construction_label",
+]
 
 CONSTRUCTED = {
     "symmetry": ("asymmetry_mean", "asymmetry_max"),
@@ -103,3 +113,49 @@ def agreement_markdown(
         lines += ["", "Assumptions and approximations:", ""]
         lines += [f"- {note}" for note in notes]
     return "\n".join(lines)
+
+
+RULE_LABELS = {"directpred": "DirectPred", "directset": "DirectSet", "directcopy": "DirectCopy"}
+"""How a figure or table names a closed-form rule (others: their registry name)."""
+
+
+def built_in(run) -> tuple[str, ...]:
+    """theory.md section 8: the quantities a run's closed-form predictor makes true by
+    construction, from its config: for a rule of F_hat alone (R1 DirectPred, R2 DirectSet /
+    DirectCopy, the [E] iterations on F: Wp a symmetric function of F_hat) "symmetry" (of
+    Wp) and "alignment" (of Wp with F_hat's eigenvectors: the commutator, the off-diagonal
+    share, [T] Fig. 2's cos(u_j, Wp u_j)); for DirectPred also "parabola" (R1 sets
+    p_j = sqrt(s_j / s_max) + eps, so s ~ p^2). Empty for a trained predictor and for a
+    rule that reads C_to (R3, R4: Wp = C_to C_oo^-1 need not be symmetric)."""
+    pred = run.config.get("predictor") or {}
+    if pred.get("kind") != "closed_form":
+        return ()
+    try:
+        rule = rule_from_config(run.config)
+    except (KeyError, TypeError, ValueError):  # an unknown rule: claim nothing
+        return ()
+    if rule is None or rule.needs_cross:
+        return ()
+    return ("symmetry", "alignment") + (("parabola",) if rule.name == "directpred" else ())
+
+
+def construction_label(run) -> str:
+    """ "by construction (DirectPred)" (the run's rule) when ``built_in(run)`` is not empty,
+    else "": the label each such quantity carries on a figure or table."""
+    if not built_in(run):
+        return ""
+    rule = (run.config.get("predictor") or {}).get("rule", "?")
+    return f"by construction ({RULE_LABELS.get(rule, rule)})"
+
+
+def by_construction(run) -> str:
+    """theory.md section 8: the note a figure or table of a closed-form run carries, or "":
+    which quantities hold by construction (``built_in``) and prove nothing about the
+    dynamics."""
+    quantities = built_in(run)
+    if not quantities:
+        return ""
+    names = {"symmetry": "Wp's symmetry", "alignment": "its alignment with F_hat",
+             "parabola": "s ∝ p²"}  # fmt: skip
+    listed = ", ".join(names[q] for q in quantities)
+    return f"\n({listed}: {construction_label(run)}, not evidence)"

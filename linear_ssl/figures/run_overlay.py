@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from linear_ssl.bridge import Comparison, compare_run, protocol
+from linear_ssl.bridge import Comparison, compare_run, report
 from linear_ssl.figures.run_labels import RunLike, run_title
 from linear_ssl.figures.style import MODE_COLOURS, style
 
@@ -27,7 +27,7 @@ class OverlayData:
     """The `top` modes by seeded s_j: ``Comparison.table`` rows (step, mode, quantity,
     measured, predicted), their errors, the flow's name and seed step, alpha_p and the T8
     scale fitted at the last record; ``built_in``, the label of what the run's predictor
-    makes true by construction ("by construction (DirectPred)", ``protocol``: there the
+    makes true by construction ("by construction (DirectPred)", ``bridge.report``: there the
     parabola), "" for a trained one."""
 
     title: str
@@ -55,7 +55,7 @@ def data(comparison: Comparison | RunLike, top: int = 6) -> OverlayData:
         c.hyper.alpha_p,
         c.agreement["parabola_scale"],
         c.per_mode.set_index("mode").loc[chosen, ["err_s", "err_p", "err_tau"]],
-        protocol.construction_label(c.run) if "parabola" in protocol.built_in(c.run) else "",
+        report.construction_label(c.run) if "parabola" in report.built_in(c.run) else "",
     )
 
 

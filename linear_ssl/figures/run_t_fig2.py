@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from linear_ssl.bridge import protocol
+from linear_ssl.bridge import report
 from linear_ssl.figures.run_labels import RunLike, load, need, run_title
 from linear_ssl.figures.style import OKABE_ITO, rank_colours, style
 
@@ -21,7 +21,7 @@ class TFig2Data:
     """Per record step (R,): the `top` largest eigenvalues of F_hat (log10, (R, k)), the
     real parts of Wp's eigenvalues, cos(u_j, Wp u_j) (descending j) and the asymmetry;
     ``built_in``: "by construction (DirectPred)" when the run's predictor makes the
-    alignment and the symmetry so (``protocol.built_in``), else "" (theory.md section 8)."""
+    alignment and the symmetry so (``bridge.report.built_in``), else "" (theory.md section 8)."""
 
     title: str
     steps: np.ndarray
@@ -47,7 +47,7 @@ def data(run: RunLike, top: int = 10) -> TFig2Data:
         np.asarray(sp["Wp_eigvals_real"])[:, :k],
         np.asarray(sp["alignment"])[:, :k],
         np.asarray(sp["asymmetry"], dtype=float),
-        protocol.construction_label(run),
+        report.construction_label(run),
     )
 
 

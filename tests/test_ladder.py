@@ -455,3 +455,40 @@ def test_directpred_report_and_figures_say_by_construction_a_trained_predictor_d
         "alignment",
         "parabola",
     )
+
+
+# --------------------------------------------------------------------------- X and X'
+
+
+class _NoisyViews:
+    """An augmentation with known X': each view is the image in [0, 1] plus i.i.d.
+    N(0, noise^2) per pixel, so X' = noise^2 / n1 I and X = E[x x^T] / n1 exactly."""
+
+    def __init__(self, noise: float) -> None:
+        self.noise = noise
+
+    def two_views(self, images):
+        x = images.double() / 255.0
+        return tuple(x + self.noise * torch.randn_like(x) for _ in range(2))
+
+
+def test_measured_x_and_xprime_are_those_of_the_whole_set_not_of_its_first_rows():
+    """T1's X = E[xbar xbar^T] and X' = E[Var(x'|x)] (theory.md section 1) of a set sorted
+    by 'class' (dark images first, bright ones last): a random sample of `limit` images
+    gives the whole set's closed form; the first `limit` rows would be off by ~4x."""
+    torch.manual_seed(0)
+    pixels, n = 4, 2048
+    n1 = 3 * pixels * pixels
+    levels = torch.cat([torch.full((n // 2,), 40), torch.full((n // 2,), 200)])
+    images = levels[:, None, None, None] + torch.randint(-30, 31, (n, 3, pixels, pixels))
+    images = images.clamp(0, 255).to(torch.uint8)
+    noise = 0.2
+    cov = ladder.measure_covariances(images, _NoisyViews(noise), pixels, views=8, limit=512)
+    x = images.double().flatten(1).numpy() / 255.0 / np.sqrt(n1)
+    X_all, X_first = x.T @ x / n, x[:512].T @ x[:512] / 512
+    assert np.trace(X_first) < 0.3 * np.trace(X_all)  # the trap the sample must avoid
+    np.testing.assert_allclose(np.trace(cov["X"]), np.trace(X_all), rtol=0.05)
+    np.testing.assert_allclose(cov["mu"], x.mean(0), atol=0.01)
+    np.testing.assert_allclose(np.diag(cov["Xp"]), noise**2 / n1, rtol=0.05)
+    off = cov["Xp"] - np.diag(np.diag(cov["Xp"]))
+    assert np.abs(off).max() < 0.1 * noise**2 / n1

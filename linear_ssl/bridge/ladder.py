@@ -129,8 +129,10 @@ def rung_config(
     limit: int | None = None,
     width: int = 8,
     records: int = 15,
+    lr: float = 0.05,
 ) -> dict[str, Any]:
-    """The training config of a rung (BYOL, trainable linear predictor, alpha_p = 1)."""
+    """The training config of a rung (BYOL, trainable linear predictor, alpha_p = 1; SGD
+    at ``lr`` with momentum 0.9, so one step is dt = 10 lr of flow time by T1's mapping)."""
     if rung not in RUNGS:
         raise ValueError(f"rung {rung!r} is unknown: use some of {', '.join(RUNGS)}")
     if data is None:
@@ -146,7 +148,7 @@ def rung_config(
         "augment": {"recipe": "cifar10", "image_size": 32},
         "method": {"name": "byol", "ema": 0.99, "loss": _LOSS.get(rung, "normalised")},
         "predictor": {"kind": "linear"},
-        "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 4e-4},
+        "optim": {"lr": lr, "momentum": 0.9, "weight_decay": 4e-4},
         "batch_size": 128,
         "epochs": 10_000,
         "max_steps": steps,
@@ -752,6 +754,7 @@ def run_ladder(
     limit: int | None = None,
     width: int = 8,
     views: int = 8,
+    lr: float = 0.05,
     log=print,
 ) -> list[dict[str, Any]]:
     """Train every rung over ``seeds`` seeds into OUT/runs/, assess each run, write
@@ -777,8 +780,9 @@ def run_ladder(
         for seed in range(seeds):
             run_dir = out / "runs" / f"{rung}-seed{seed}"
             cfg = rung_config(
-                rung, data=data, steps=steps, seed=seed, run_dir=run_dir, limit=limit, width=width
-            )
+                rung, data=data, steps=steps, seed=seed, run_dir=run_dir, limit=limit,
+                width=width, lr=lr,
+            )  # fmt: skip
             cfg = load_config(None, cfg)
             settings = settings or OmegaConf.to_container(cfg, resolve=True)
             if cfg.model.arch == "linear" and covariances is None:

@@ -492,3 +492,13 @@ def test_measured_x_and_xprime_are_those_of_the_whole_set_not_of_its_first_rows(
     np.testing.assert_allclose(np.diag(cov["Xp"]), noise**2 / n1, rtol=0.05)
     off = cov["Xp"] - np.diag(np.diag(cov["Xp"]))
     assert np.abs(off).max() < 0.1 * noise**2 / n1
+
+
+def test_run_ladder_takes_one_number_or_one_per_rung_and_names_a_missing_rung(tmp_path):
+    with pytest.raises(ValueError, match="steps gives no value for rung.*linear-cosine"):
+        ladder.run_ladder(tmp_path, rungs=["linear", "linear-cosine"], steps={"linear": 10})
+    with pytest.raises(ValueError, match="--steps 2 of rung linear-cosine"):
+        ladder.run_ladder(
+            tmp_path, rungs=["linear", "linear-cosine"], steps={"linear": 10, "linear-cosine": 2}
+        )
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written

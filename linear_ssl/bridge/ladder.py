@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -744,20 +744,30 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _per_rung(value: int | Mapping[str, int], rungs: Sequence[str], name: str) -> dict:
+    """One number for every rung, or a mapping rung -> number that names each of them."""
+    if not isinstance(value, Mapping):
+        return dict.fromkeys(rungs, value)
+    if missing := [r for r in rungs if r not in value]:
+        raise ValueError(f"{name} gives no value for rung(s) {', '.join(missing)}: add them")
+    return {r: value[r] for r in rungs}
+
+
 def run_ladder(
     out: str | Path,
     *,
     data: str | Path | None = None,
     rungs: Sequence[str] = RUNGS,
-    seeds: int = 1,
-    steps: int = 300,
+    seeds: int | Mapping[str, int] = 1,
+    steps: int | Mapping[str, int] = 300,
     limit: int | None = None,
     width: int = 8,
     views: int = 8,
     lr: float = 0.05,
     log=print,
 ) -> list[dict[str, Any]]:
-    """Train every rung over ``seeds`` seeds into OUT/runs/, assess each run, write
+    """Train every rung over ``seeds`` seeds (one number, or one per rung) for ``steps``
+    steps (likewise) into OUT/runs/, assess each run, write
     OUT/ladder.json and OUT/ladder.md; returns the per-rung summaries (what
     ``figures.ladder`` draws: the CLI writes OUT/ladder.png from them)."""
     from omegaconf import OmegaConf
@@ -770,17 +780,22 @@ def run_ladder(
     bad = [r for r in rungs if r not in RUNGS]
     if bad or not rungs:
         raise ValueError(f"--rungs {','.join(rungs)} is invalid: use some of {','.join(RUNGS)}")
-    if seeds < 1 or steps < 3:
-        raise ValueError(f"--seeds {seeds} / --steps {steps}: need seeds >= 1 and steps >= 3")
+    seeds_of, steps_of = _per_rung(seeds, rungs, "seeds"), _per_rung(steps, rungs, "steps")
+    for rung in rungs:
+        if seeds_of[rung] < 1 or steps_of[rung] < 3:
+            raise ValueError(
+                f"--seeds {seeds_of[rung]} / --steps {steps_of[rung]} of rung {rung}: "
+                "need seeds >= 1 and steps >= 3"
+            )
     out = Path(out)
     rows = []
     covariances = None
     for rung in rungs:
         results, settings = [], None
-        for seed in range(seeds):
+        for seed in range(seeds_of[rung]):
             run_dir = out / "runs" / f"{rung}-seed{seed}"
             cfg = rung_config(
-                rung, data=data, steps=steps, seed=seed, run_dir=run_dir, limit=limit,
+                rung, data=data, steps=steps_of[rung], seed=seed, run_dir=run_dir, limit=limit,
                 width=width, lr=lr,
             )  # fmt: skip
             cfg = load_config(None, cfg)

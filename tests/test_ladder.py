@@ -156,6 +156,43 @@ def test_rung1_sgd_agrees_with_t1_within_the_lr_batch_bound_and_not_with_xprime_
         assert (worst < bound) is ok, (worst, bound)
 
 
+def test_the_trainers_linear_rung_descends_t1_on_gaussian_views():
+    """The trainer's rung 1 (PixelEncoder W, BYOL target Wa, trainable linear predictor
+    Wp, the squared loss) on Gaussian views with known X, X': minus its gradient over a
+    large batch is T1's dW/dt and dWp/dt (eta = 0: decay is the optimizer's) to sampling
+    error, and with X' mis-set to 0 it is not."""
+    from linear_ssl.train.config import load_config
+    from linear_ssl.train.loop import build_model
+
+    cfg = load_config(None, ladder.rung_config("linear", steps=10))
+    model = build_model(cfg).double()
+    pixels = cfg.model.pixels
+    n1 = 3 * pixels * pixels
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(n1, n1, generator=g, dtype=torch.float64)
+    X, Xp = A @ A.T / n1**2, 0.5 * torch.eye(n1, dtype=torch.float64) / n1
+    with torch.no_grad():  # a target away from the online encoder, so Wa's term shows
+        Wa = 0.7 * model.backbone.weight + 0.02 * torch.randn(
+            model.backbone.weight.shape, generator=g, dtype=torch.float64
+        )
+        model.target_backbone.weight.copy_(Wa)
+    root_X = torch.linalg.cholesky(X + 1e-12 * torch.eye(n1, dtype=torch.float64))
+    for _ in range(8):  # 8 x 8192 pairs; features x = image / sqrt(n1) (pixel_features)
+        x = torch.randn(8192, n1, generator=g, dtype=torch.float64) @ root_X.T
+        v1, v2 = (x + Xp[0, 0].sqrt() * torch.randn(x.shape, generator=g, dtype=x.dtype)
+                  for _ in range(2))  # fmt: skip
+        views = [n1**0.5 * v.reshape(-1, 3, pixels, pixels) for v in (v1, v2)]
+        model(*views).loss.backward()
+    W, Wp = model.backbone.weight, model.predictor.net.weight
+    h = Hyper(alpha_p=1.0, beta=0.5, eta=0.0, sigma2=0.0)
+    arrays = [m.detach().numpy() for m in (W, Wp, model.target_backbone.weight)]
+    for Xp_flow, ok in ((Xp, True), (0 * Xp, False)):
+        dW, dWp, _ = matrix.vector_field(h, *arrays, X=X.numpy(), Xp=Xp_flow.numpy())
+        for grad, rate in ((W.grad / 8, dW), (Wp.grad / 8, dWp)):
+            error = np.linalg.norm(-grad.numpy() - rate) / np.linalg.norm(rate)
+            assert bool(error < 0.1) is ok, error  # sampling error ~0.04 at 65k pairs
+
+
 # --------------------------------------------------------------------------- old runs
 
 

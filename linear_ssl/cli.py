@@ -184,8 +184,8 @@ def _main_job(args: argparse.Namespace) -> int:
     theory_figures(out_dir=out, fast=args.fast)
     rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
     print(f"2/2 the agreement ladder on the embedded CIFAR-10 subset: {', '.join(rungs)}")
-    seeds = args.seeds or {**dict.fromkeys(rungs, 3), "resnet": 2}
-    steps = args.steps or {**dict.fromkeys(rungs, 150), "resnet": 60}
+    seeds = {**dict.fromkeys(rungs, 3), "resnet": 2} if args.seeds is None else args.seeds
+    steps = {**dict.fromkeys(rungs, 150), "resnet": 60} if args.steps is None else args.steps
     rows = run_ladder(
         out / "ladder", rungs=rungs, seeds=seeds, steps=steps, limit=args.limit,
         log=lambda m: print(m, file=sys.stderr),

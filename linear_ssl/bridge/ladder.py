@@ -71,8 +71,8 @@ def measure_covariances(
     real augmentation: ``views`` augmentations (the trainer's two view pipelines in turn)
     of every training image (T1's expectation is over the set the run trains on: a
     4,096-image sample of a 10k CIFAR-10 subset moved X's top eigenvalue by 6 % and rung 1's
-    skills with it), or of ``limit`` images drawn at random (a fixed generator) for a set
-    too large, x = ``nets.pixel_features``. Never the first rows: image files are often
+    skills with it), or of ``train.data.subset``'s fixed random ``limit`` of them for a
+    set too large, x = ``nets.pixel_features``. Never the first rows: image files are often
     sorted by class, and X of one class is not the X the run trains on (measured on
     CIFAR-10: tr X of the first 1,024 of a 10k subset, all airplanes, is 1.6x that of all
     10k, and T1 ran 1.6x too fast).
@@ -83,6 +83,7 @@ def measure_covariances(
     """
     import torch
 
+    from linear_ssl.train.data import subset
     from linear_ssl.train.nets import pixel_features
 
     if views < 2 or views % 2:
@@ -91,9 +92,7 @@ def measure_covariances(
     X = torch.zeros(n1, n1, dtype=torch.float64)
     Xp, mu = torch.zeros_like(X), torch.zeros(n1, dtype=torch.float64)
     count = 0
-    if limit is not None and images.shape[0] > limit:
-        pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))
-        images = images[pick[:limit].sort().values]
+    images = subset(images, limit)
     with torch.no_grad():
         for start in range(0, images.shape[0], batch):
             chunk = images[start : start + batch]
